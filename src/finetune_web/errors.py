@@ -10,6 +10,7 @@ The tree::
     FinetuneWebError
     ├── ConfigError (ValueError)            a pipeline, step or TOML config is wrong
     │   └── PluginError                     a plugin cannot be found, loaded or checked
+    │       └── ContractError (AssertionError)  a component breaks its interface's contract
     ├── SourceError                         a source cannot be opened or read at all
     │   └── DecodeError (UnicodeError)      bytes cannot be decoded in the chosen encoding
     ├── RecordError (ValueError)            one record is invalid (raised when the error
@@ -35,6 +36,7 @@ import attrs
 __all__ = [
     "AccountingError",
     "ConfigError",
+    "ContractError",
     "DecodeError",
     "ErrorContext",
     "FinetuneWebError",
@@ -123,6 +125,10 @@ class ConfigError(FinetuneWebError, ValueError):
 
 class PluginError(ConfigError):
     """A plugin cannot be found, loaded, or does not satisfy its interface."""
+
+
+class ContractError(PluginError, AssertionError):
+    """A component breaks the contract of its interface (see :mod:`finetune_web.testing`)."""
 
 
 class SourceError(FinetuneWebError):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from finetune_web.records import (
-    Document,
     EvalResult,
     Example,
     FineTunedModel,
@@ -47,6 +46,9 @@ MetricCallback = Callable[[MetricEvent], None]
 class Source(Protocol):
     """**Protocol:** yields the records of one input, lazily.
 
+    Most sources yield :class:`~finetune_web.records.Document` records; a
+    source of an existing dataset may yield examples directly.
+
     Contract:
 
     - ``read()`` returns a fresh iterator each time it is called and yields
@@ -61,8 +63,8 @@ class Source(Protocol):
       so it can be pickled and sent to another process.
     """
 
-    def read(self) -> Iterator[Document | Rejection]:
-        """Yield documents and rejections in input order."""
+    def read(self) -> Iterator[Record | Rejection]:
+        """Yield records (usually documents) and rejections in input order."""
         ...
 
 

@@ -13,6 +13,7 @@ every input of every step.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -35,6 +36,9 @@ __all__ = [
     "Split",
     "Tokenized",
     "ToolCall",
+    "canonical_content",
+    "messages_of",
+    "record_location",
 ]
 
 
@@ -51,6 +55,26 @@ def _tuple_of_dicts(value: Iterable[Mapping[str, Any]] | None) -> tuple[dict[str
 
 
 def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
+def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(value)
+
+
+def _tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _metrics(value: Iterable[MetricEvent]) -> tuple[MetricEvent, ...]:
+    return tuple(value)
+
+
+def _scores(value: Iterable[float | None]) -> tuple[float | None, ...]:
     return tuple(value)
 
 
@@ -158,7 +182,7 @@ class Message:
     role: Role = attrs.field(validator=_check_role)
     content: str | tuple[dict[str, Any], ...] | None = attrs.field(default=None, converter=_content)
     name: str | None = None
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=tuple)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_tool_calls)
     tool_call_id: str | None = None
     weight: int | None = attrs.field(default=None, validator=_check_weight)
 
@@ -187,7 +211,7 @@ class Example:
         split: train or validation, once a split step has run.
     """
 
-    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    messages: tuple[Message, ...] = attrs.field(converter=_messages)
     tools: tuple[dict[str, Any], ...] | None = attrs.field(default=None, converter=_tuple_of_dicts)
     parallel_tool_calls: bool | None = None
     id: str = ""
@@ -201,7 +225,7 @@ class Example:
 class Preference:
     """A DPO preference pair: one prompt, a preferred and a non-preferred answer."""
 
-    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    messages: tuple[Message, ...] = attrs.field(converter=_messages)
     preferred: Message
     non_preferred: Message
     tools: tuple[dict[str, Any], ...] | None = attrs.field(default=None, converter=_tuple_of_dicts)
@@ -267,7 +291,7 @@ class Pack:
     input_ids: tuple[int, ...] = attrs.field(converter=_int_tuple)
     labels: tuple[int, ...] = attrs.field(converter=_int_tuple)
     position_ids: tuple[int, ...] = attrs.field(converter=_int_tuple)
-    example_ids: tuple[str, ...] = attrs.field(converter=tuple)
+    example_ids: tuple[str, ...] = attrs.field(converter=_strings)
 
 
 @attrs.frozen(kw_only=True)
@@ -294,8 +318,8 @@ class FineTunedModel:
     job_id: str | None = None
     trained_tokens: int | None = None
     hyperparameters: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
-    result_files: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    metrics: tuple[MetricEvent, ...] = attrs.field(default=(), converter=tuple)
+    result_files: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    metrics: tuple[MetricEvent, ...] = attrs.field(default=(), converter=_metrics)
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
 
 
@@ -314,7 +338,7 @@ class EvalResult:
     metric: str
     model: str
     score: float
-    per_example: tuple[float | None, ...] = attrs.field(default=(), converter=tuple)
+    per_example: tuple[float | None, ...] = attrs.field(default=(), converter=_scores)
     details: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
 
 
@@ -329,3 +353,36 @@ def messages_of(record: Example | Preference) -> Sequence[Message]:
     if isinstance(record, Preference):
         return (*record.messages, record.preferred, record.non_preferred)
     return record.messages
+
+
+def _message_key(message: Message) -> list[Any]:
+    return [
+        message.role,
+        message.content if isinstance(message.content, str | None) else list(message.content),
+        message.name,
+        [[c.name, c.arguments] for c in message.tool_calls],
+        message.tool_call_id,
+        message.weight,
+    ]
+
+
+def canonical_content(record: Document | Example | Preference) -> bytes:
+    """Return a canonical byte form of a record's content (ids, locations and metadata excluded).
+
+    Two records with the same content give the same bytes, whatever their
+    origin; used for content hashing (splits, exact deduplication).
+    """
+    body: Any
+    if isinstance(record, Document):
+        body = ["document", record.text, record.data]
+    elif isinstance(record, Preference):
+        body = [
+            "preference",
+            [_message_key(m) for m in record.messages],
+            _message_key(record.preferred),
+            _message_key(record.non_preferred),
+            record.tools,
+        ]
+    else:
+        body = ["example", [_message_key(m) for m in record.messages], record.tools]
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()

@@ -1,1 +1,28 @@
-"""sources."""
+"""Sources: where documents come from.
+
+A source is a frozen record naming its input and options; ``read()`` streams
+records and :class:`~finetune_web.records.Rejection` records.
+
+- :class:`JsonlSource`: JSON Lines / NDJSON, one object per line.
+- :class:`JsonSource`: a JSON array of objects (or an object wrapping one),
+  streamed, so huge files need little memory.
+- :class:`CsvSource`: CSV/TSV rows keyed by the header.
+- :class:`ChatJsonlSource`, :class:`DpoJsonlSource`: existing fine-tuning
+  datasets, read back as examples.
+"""
+
+from finetune_web.sources.csv import CsvSource
+from finetune_web.sources.datasets import ChatJsonlSource, DpoJsonlSource
+from finetune_web.sources.files import DEFAULT_ERROR_KEY, JsonlSource
+from finetune_web.sources.json import JSON_LINES_SUFFIXES, JsonLayout, JsonSource
+
+__all__ = [
+    "DEFAULT_ERROR_KEY",
+    "JSON_LINES_SUFFIXES",
+    "ChatJsonlSource",
+    "CsvSource",
+    "DpoJsonlSource",
+    "JsonLayout",
+    "JsonSource",
+    "JsonlSource",
+]

@@ -1,1 +1,18 @@
-"""transforms."""
+"""Transformers: steps that turn a stream of records into a stream of records."""
+
+from finetune_web.transforms.adapters import KeepIf, MapRecords, keep_if, map_records
+from finetune_web.transforms.dedup import ExactDedup, normalize_for_dedup
+from finetune_web.transforms.split import HashSplit
+from finetune_web.transforms.template import TemplateTransformer, lookup_field
+
+__all__ = [
+    "ExactDedup",
+    "HashSplit",
+    "KeepIf",
+    "MapRecords",
+    "TemplateTransformer",
+    "keep_if",
+    "lookup_field",
+    "map_records",
+    "normalize_for_dedup",
+]

@@ -1,0 +1,265 @@
+"""Write a run's outputs: dataset files, rejects, report and manifest.
+
+The last stage of a run validates and counts every example as it is
+written (one tokenization pass per encoding), so the files on disk are
+always accepted by the provider's checks: an example that would fail a job
+(a special token inside its text, no assistant message) becomes a rejection
+of the ``validate`` stage instead of a line of ``train.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune_web._executor import LocalExecutor, StepCounter
+from finetune_web.errors import ConfigError, ErrorContext
+from finetune_web.formats import (
+    EstimateBuilder,
+    ExampleTokens,
+    JsonlWriter,
+    ModelSpec,
+    TokenCounter,
+    ValidationBuilder,
+    example_to_json,
+    preference_to_json,
+    resolve_model,
+)
+from finetune_web.interfaces import HasInputFiles
+from finetune_web.manifest import Manifest, file_digest
+from finetune_web.records import Document, Example, Preference, Record, Rejection, Split
+from finetune_web.report import OutputFile, RunReport
+
+if TYPE_CHECKING:
+    from finetune_web.pipeline import Pipeline
+
+__all__ = ["OUTPUT_NAMES", "rejection_to_json", "write_run"]
+
+#: Every file a run may write (checked before overwriting).
+OUTPUT_NAMES = (
+    "train.jsonl",
+    "validation.jsonl",
+    "documents.jsonl",
+    "rejects.jsonl",
+    "report.json",
+    "manifest.json",
+)
+_BATCH = 256
+_RECORD_CHARS = 20_000
+
+
+def _record_json(record: object) -> Any:
+    if isinstance(record, Example):
+        return example_to_json(record)
+    if isinstance(record, Preference):
+        return preference_to_json(record)
+    if isinstance(record, Document):
+        return document_to_json(record)
+    if isinstance(record, str) and len(record) > _RECORD_CHARS:
+        return record[:_RECORD_CHARS] + f"... [{len(record) - _RECORD_CHARS:,} more characters]"
+    return record
+
+
+def document_to_json(document: Document) -> dict[str, Any]:
+    """Return a document as a JSON-ready dict (id, text, data, metadata, location)."""
+    out: dict[str, Any] = {"id": document.id}
+    if document.text is not None:
+        out["text"] = document.text
+    if document.data is not None:
+        out["data"] = document.data
+    if document.metadata:
+        out["metadata"] = document.metadata
+    if document.location is not None:
+        out["location"] = document.location.to_json()
+    return out
+
+
+def rejection_to_json(rejection: Rejection) -> dict[str, Any]:
+    """Return a rejection as one ``rejects.jsonl`` object."""
+    out: dict[str, Any] = {
+        "step": rejection.step,
+        "reason": rejection.reason,
+        "record_id": rejection.record_id,
+        "message": rejection.message,
+    }
+    if rejection.location is not None:
+        out["location"] = rejection.location.to_json()
+    if rejection.details:
+        out["details"] = rejection.details
+    if rejection.record is not None:
+        out["record"] = _record_json(rejection.record)
+    return out
+
+
+def _as_example(record: Example | Preference) -> Example:
+    if isinstance(record, Example):
+        return record
+    messages = (*record.messages, record.preferred, record.non_preferred)
+    return Example(messages=messages, tools=record.tools, id=record.id)
+
+
+def _batches(records: Iterable[Record], documents: JsonlWriter) -> Iterator[list[Example | Preference]]:
+    batch: list[Example | Preference] = []
+    for record in records:
+        if isinstance(record, Document):
+            documents.write(document_to_json(record))
+            continue
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _problem(example: Example, counter: TokenCounter) -> tuple[str, str] | None:
+    found = counter.find_special_tokens_in(example)
+    if found:
+        return (
+            "special_token",
+            f"contains special token(s) {', '.join(found)}, which make a fine-tuning job fail "
+            "after upload; clean the text (e.g. with a clean step) or drop the record",
+        )
+    if not any(m.role == "assistant" for m in example.messages):
+        return "example_missing_assistant_message", "has no assistant message to train on"
+    return None
+
+
+class _FinalStage:
+    """Validates, counts and writes examples; one instance per run."""
+
+    def __init__(self, specs: Sequence[ModelSpec], names: Sequence[str], out: Path) -> None:
+        self.specs = specs
+        self.counters = {spec.encoding: TokenCounter.for_model(spec) for spec in specs}
+        self.primary = self.counters[specs[0].encoding]
+        self.validation = ValidationBuilder(spec=specs[0], model=names[0], path=str(out / "train.jsonl"))
+        self.estimates = [EstimateBuilder(spec=s, model=n) for s, n in zip(specs, names)]
+        self.counter = StepCounter(name="validate")
+
+    def run(
+        self,
+        batches: Iterable[list[Example | Preference]],
+        writers: dict[Split, JsonlWriter],
+        reject: Any,
+    ) -> None:
+        for batch in batches:
+            examples = [_as_example(record) for record in batch]
+            counts: dict[str, list[ExampleTokens]] = {
+                encoding: counter.count_examples(examples)
+                for encoding, counter in self.counters.items()
+            }
+            for position, (record, example) in enumerate(zip(batch, examples)):
+                self.counter.records_in += 1
+                problem = _problem(example, self.primary)
+                if problem is not None:
+                    reason, message = problem
+                    where = example.location.describe() if example.location else record.id
+                    reject(
+                        self.counter,
+                        Rejection(
+                            record_id=record.id,
+                            step="validate",
+                            reason=reason,
+                            message=f"{where}: {message}",
+                            location=record.location,
+                            record=record,
+                        ),
+                    )
+                    continue
+                side = record.split or Split.TRAIN
+                line = writers[side].write(
+                    example_to_json(record)
+                    if isinstance(record, Example)
+                    else preference_to_json(record)
+                )
+                self.counter.records_out += 1
+                if side is Split.TRAIN:
+                    tokens = counts[self.specs[0].encoding][position]
+                    self.validation.add(example, tokens, line=line)
+                    for builder in self.estimates:
+                        builder.add(counts[builder.spec.encoding][position])
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError("the output path is a file, not a directory", ErrorContext(path=str(out)))
+    existing = [name for name in OUTPUT_NAMES if (out / name).exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            f"the directory already holds {', '.join(existing)}; pass overwrite=True or choose "
+            "another directory",
+            ErrorContext(path=str(out)),
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for name in existing:
+        (out / name).unlink()
+
+
+def write_run(
+    pipeline: Pipeline, out: Path, *, models: Sequence[str], overwrite: bool
+) -> RunReport:
+    """Run ``pipeline`` and write everything into ``out`` (see :meth:`Pipeline.run`)."""
+    if not models:
+        raise ConfigError("give at least one model to validate the dataset against")
+    specs = [resolve_model(model) for model in models]
+    _check_target(out, overwrite)
+    started = time.perf_counter()
+    final = _FinalStage(specs, models, out)
+    with ExitStack() as stack:
+        rejects = stack.enter_context(JsonlWriter(out / "rejects.jsonl"))
+        documents = stack.enter_context(JsonlWriter(out / "documents.jsonl", keep_empty=False))
+        writers = {
+            Split.TRAIN: stack.enter_context(JsonlWriter(out / "train.jsonl", keep_empty=False)),
+            Split.VALIDATION: stack.enter_context(
+                JsonlWriter(out / "validation.jsonl", keep_empty=False)
+            ),
+        }
+
+        def sink(rejection: Rejection) -> None:
+            rejects.write(rejection_to_json(rejection))
+
+        def reject(counter: StepCounter, rejection: Rejection) -> None:
+            counter.rejected += 1
+            counter.reasons[rejection.reason] += 1
+            sink(rejection)
+
+        records, counters = LocalExecutor().stream(pipeline, sink)
+
+        final.run(_batches(records, documents), writers, reject)
+    written = [
+        OutputFile(name=w.path.name, path=str(w.path), records=w.count, bytes=w.bytes, sha256=w.sha256)
+        for w in (writers[Split.TRAIN], writers[Split.VALIDATION], documents, rejects)
+        if w.kept
+    ]
+    validation = final.validation.build() if final.validation.examples else None
+    estimates = [b.build().to_json() for b in final.estimates if b.examples]
+    report = RunReport(
+        steps=[counter.report() for counter in (*counters, final.counter)],
+        outputs=written,
+        validation=validation.to_json() if validation is not None else None,
+        estimates=estimates,
+        pipeline_sha256=pipeline.fingerprint(),
+        seed=pipeline.seed,
+        elapsed_s=time.perf_counter() - started,
+    )
+    _write_json(out / "report.json", report.to_json())
+    source = pipeline.source
+    inputs = [file_digest(path) for path in source.input_files()] if isinstance(
+        source, HasInputFiles
+    ) else []
+    Manifest(
+        pipeline=pipeline.describe(),
+        pipeline_sha256=report.pipeline_sha256,
+        seed=pipeline.seed,
+        inputs=inputs,
+        outputs=written,
+    ).write(out / "manifest.json")
+    return report
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
