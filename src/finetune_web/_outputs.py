@@ -102,7 +102,9 @@ def _as_example(record: Example | Preference) -> Example:
     return Example(messages=messages, tools=record.tools, id=record.id)
 
 
-def _batches(records: Iterable[Record], documents: JsonlWriter) -> Iterator[list[Example | Preference]]:
+def _batches(
+    records: Iterable[Record], documents: JsonlWriter
+) -> Iterator[list[Example | Preference]]:
     batch: list[Example | Preference] = []
     for record in records:
         if isinstance(record, Document):
@@ -136,8 +138,12 @@ class _FinalStage:
         self.specs = specs
         self.counters = {spec.encoding: TokenCounter.for_model(spec) for spec in specs}
         self.primary = self.counters[specs[0].encoding]
-        self.validation = ValidationBuilder(spec=specs[0], model=names[0], path=str(out / "train.jsonl"))
-        self.estimates = [EstimateBuilder(spec=s, model=n) for s, n in zip(specs, names)]
+        self.validation = ValidationBuilder(
+            spec=specs[0], model=names[0], path=str(out / "train.jsonl")
+        )
+        self.estimates = [
+            EstimateBuilder(spec=s, model=n) for s, n in zip(specs, names, strict=True)
+        ]
         self.counter = StepCounter(name="validate")
 
     def run(
@@ -152,7 +158,7 @@ class _FinalStage:
                 encoding: counter.count_examples(examples)
                 for encoding, counter in self.counters.items()
             }
-            for position, (record, example) in enumerate(zip(batch, examples)):
+            for position, (record, example) in enumerate(zip(batch, examples, strict=True)):
                 self.counter.records_in += 1
                 problem = _problem(example, self.primary)
                 if problem is not None:
@@ -231,7 +237,9 @@ def write_run(
 
         final.run(_batches(records, documents), writers, reject)
     written = [
-        OutputFile(name=w.path.name, path=str(w.path), records=w.count, bytes=w.bytes, sha256=w.sha256)
+        OutputFile(
+            name=w.path.name, path=str(w.path), records=w.count, bytes=w.bytes, sha256=w.sha256
+        )
         for w in (writers[Split.TRAIN], writers[Split.VALIDATION], documents, rejects)
         if w.kept
     ]
@@ -248,9 +256,11 @@ def write_run(
     )
     _write_json(out / "report.json", report.to_json())
     source = pipeline.source
-    inputs = [file_digest(path) for path in source.input_files()] if isinstance(
-        source, HasInputFiles
-    ) else []
+    inputs = (
+        [file_digest(path) for path in source.input_files()]
+        if isinstance(source, HasInputFiles)
+        else []
+    )
     Manifest(
         pipeline=pipeline.describe(),
         pipeline_sha256=report.pipeline_sha256,

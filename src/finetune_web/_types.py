@@ -15,6 +15,4 @@ StrPath: TypeAlias = "str | os.PathLike[str]"
 #: Chat roles accepted by OpenAI's fine-tuning chat format.
 Role: TypeAlias = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
-ROLES: frozenset[str] = frozenset(
-    ("system", "developer", "user", "assistant", "tool", "function")
-)
+ROLES: frozenset[str] = frozenset(("system", "developer", "user", "assistant", "tool", "function"))

@@ -39,9 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("config", help="the TOML pipeline file")
     prepare.add_argument("--output", help="output directory (overrides [output] dir)")
     prepare.add_argument("--json", action="store_true", help="print the report as JSON")
-    prepare.add_argument(
-        "--strict", action="store_true", help="exit 1 if any record was rejected"
-    )
+    prepare.add_argument("--strict", action="store_true", help="exit 1 if any record was rejected")
 
     for name, text in (
         ("validate", "check a chat/DPO JSONL file the way the provider will"),

@@ -66,9 +66,7 @@ def _resolve(key: str, value: Any, base: Path) -> Any:
     return value
 
 
-def _component(
-    registry: Registry, family: Family, table: Any, where: str, base: Path
-) -> object:
+def _component(registry: Registry, family: Family, table: Any, where: str, base: Path) -> object:
     if not isinstance(table, Mapping) or not isinstance(table.get("type"), str):
         raise ConfigError(f"{where} must be a table with a string 'type' key")
     options = {k: _resolve(k, v, base) for k, v in table.items() if k != "type"}

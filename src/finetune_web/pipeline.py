@@ -198,7 +198,11 @@ class Pipeline:
         return self.step("map", fn=fn, name=name)
 
     def keep_if(
-        self, predicate: Callable[[Record], bool], *, reason: str = "filtered", name: str = "keep_if"
+        self,
+        predicate: Callable[[Record], bool],
+        *,
+        reason: str = "filtered",
+        name: str = "keep_if",
     ) -> Pipeline:
         """Append a step keeping records for which ``predicate`` is true."""
         return self.step("keep_if", predicate=predicate, reason=reason, name=name)
@@ -221,9 +225,7 @@ class Pipeline:
         """Return the names steps have in reports, source first."""
         return (step_name(self.source), *(step_name(step) for step in self.steps))
 
-    def stream(
-        self, *, on_reject: Callable[[Rejection], None] | None = None
-    ) -> Iterator[Record]:
+    def stream(self, *, on_reject: Callable[[Rejection], None] | None = None) -> Iterator[Record]:
         """Run the pipeline lazily and yield its output records.
 
         Args:

@@ -154,7 +154,9 @@ class Registry:
         registry = cls.builtins() if builtins else cls()
         plugins = dict(registry._plugins)
         distributions = (
-            metadata.distributions(path=list(path)) if path is not None else metadata.distributions()
+            metadata.distributions(path=list(path))
+            if path is not None
+            else metadata.distributions()
         )
         for distribution in distributions:
             dist_name = distribution.metadata["Name"]

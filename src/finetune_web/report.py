@@ -46,7 +46,12 @@ class OutputFile:
 
     def to_json(self) -> dict[str, Any]:
         """Return the file's facts as a JSON-ready dict (``path`` relative to the run dir)."""
-        return {"name": self.name, "records": self.records, "bytes": self.bytes, "sha256": self.sha256}
+        return {
+            "name": self.name,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
 
 
 def _steps(value: tuple[StepReport, ...] | list[StepReport]) -> tuple[StepReport, ...]:

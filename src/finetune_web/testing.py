@@ -256,4 +256,3 @@ def check_backend(backend: Backend) -> None:
     _picklable(backend, "backend")
     text = repr(backend).lower()
     _require("sk-" not in text and "api_key='" not in text, "the backend's repr shows a secret")
-
