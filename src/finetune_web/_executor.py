@@ -16,7 +16,7 @@ from finetune_web.errors import (
     StepError,
 )
 from finetune_web.interfaces import step_name
-from finetune_web.records import Record, Rejection
+from finetune_web.records import MetricMode, Record, Rejection, StepMetric
 from finetune_web.report import StepReport
 
 if TYPE_CHECKING:
@@ -36,6 +36,14 @@ class StepCounter:
     records_out: int = 0
     rejected: int = 0
     reasons: Counter[str] = attrs.field(factory=Counter)
+    metrics: dict[str, float] = attrs.field(factory=dict)
+
+    def add_metric(self, metric: StepMetric) -> None:
+        """Combine a figure the step reported into its metrics."""
+        if metric.mode is MetricMode.SUM:
+            self.metrics[metric.name] = self.metrics.get(metric.name, 0) + metric.value
+        else:
+            self.metrics[metric.name] = metric.value
 
     def report(self) -> StepReport:
         """Freeze the counts into a :class:`StepReport`."""
@@ -45,6 +53,7 @@ class StepCounter:
             records_out=self.records_out,
             rejected=self.rejected,
             reasons=dict(sorted(self.reasons.items())),
+            metrics=dict(sorted(self.metrics.items())),
         )
 
 
@@ -148,6 +157,9 @@ def _through(
     transform = step.transform  # type: ignore[attr-defined]
     try:
         for item in transform(feed()):
+            if isinstance(item, StepMetric):
+                counter.add_metric(item)
+                continue
             if isinstance(item, Rejection):
                 settle(item.record_id)
                 reject(counter, item)

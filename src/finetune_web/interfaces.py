@@ -22,6 +22,7 @@ from finetune_web.records import (
     Preference,
     Record,
     Rejection,
+    StepMetric,
     Tokenized,
 )
 
@@ -83,9 +84,11 @@ class Transformer(Protocol):
     - State (seen hashes, counters) lives inside the call, never on ``self``,
       so running the same step twice gives the same result.
     - Problems with one record become rejections; exceptions are for bugs.
+    - It may also yield :class:`~finetune_web.records.StepMetric` figures
+      (counts of what it did); the pipeline puts them in the step's report.
     """
 
-    def transform(self, records: Iterable[Record]) -> Iterator[Record | Rejection]:
+    def transform(self, records: Iterable[Record]) -> Iterator[Record | Rejection | StepMetric]:
         """Yield the transformed records and the rejections."""
         ...
 

@@ -29,11 +29,13 @@ __all__ = [
     "Location",
     "Message",
     "MetricEvent",
+    "MetricMode",
     "Pack",
     "Preference",
     "Record",
     "Rejection",
     "Split",
+    "StepMetric",
     "Tokenized",
     "ToolCall",
     "canonical_content",
@@ -262,6 +264,34 @@ class Rejection:
     location: Location | None = None
     record: Any = None
     details: dict[str, Any] = attrs.field(factory=dict, converter=_dict)
+
+
+class MetricMode(enum.Enum):
+    """How repeated values of one step metric combine in the run report."""
+
+    #: Add the values up (counts: e.g. e-mail addresses redacted).
+    SUM = "sum"
+    #: Keep the last value (measurements: e.g. the achieved mixing ratio).
+    LAST = "last"
+
+
+@attrs.frozen(kw_only=True)
+class StepMetric:
+    """A figure a step reports about its own work, shown in the run report.
+
+    A transformer may yield these among its outputs; the pipeline takes them
+    out of the stream and adds them to the step's report.  They are neither
+    records nor rejections and do not count in the step's in/out numbers.
+
+    Attributes:
+        name: e.g. ``"pii.email"`` or ``"achieved_ratio"``.
+        value: the figure.
+        mode: how several values of the same name combine.
+    """
+
+    name: str
+    value: float
+    mode: MetricMode = MetricMode.SUM
 
 
 @attrs.frozen(kw_only=True)

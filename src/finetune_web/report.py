@@ -14,6 +14,10 @@ def _counts(value: Mapping[str, int]) -> dict[str, int]:
     return dict(value)
 
 
+def _figures(value: Mapping[str, float]) -> dict[str, float]:
+    return dict(value)
+
+
 @attrs.frozen(kw_only=True)
 class StepReport:
     """Counts of one step of a run.
@@ -28,6 +32,7 @@ class StepReport:
     records_out: int
     rejected: int
     reasons: dict[str, int] = attrs.field(factory=dict, converter=_counts)
+    metrics: dict[str, float] = attrs.field(factory=dict, converter=_figures)
 
     def to_json(self) -> dict[str, Any]:
         """Return the counts as a JSON-ready dict."""
@@ -123,6 +128,9 @@ class RunReport:
         lines = [f"{'step':<{width}}  {'in':>8} {'out':>8} {'rejected':>8}  reasons"]
         for step in self.steps:
             reasons = ", ".join(f"{k}={v}" for k, v in step.reasons.items())
+            if step.metrics:
+                figures = ", ".join(f"{k}={v:g}" for k, v in step.metrics.items())
+                reasons = f"{reasons}; {figures}" if reasons else figures
             lines.append(
                 f"{step.name:<{width}}  {step.records_in:>8} {step.records_out:>8} "
                 f"{step.rejected:>8}  {reasons}"

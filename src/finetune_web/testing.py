@@ -32,6 +32,7 @@ from finetune_web.records import (
     Preference,
     Record,
     Rejection,
+    StepMetric,
     Tokenized,
 )
 
@@ -139,12 +140,13 @@ def check_transformer(step: Transformer, records: Sequence[Record]) -> list[Reco
 
     Checks: it implements the protocol and pickles; every input leaves as an
     output (same id or as ``parent_id``) or exactly one rejection; outputs
-    are records or rejections; running twice gives the same outputs; the
-    step keeps no state on itself between runs.
+    are records or rejections (step metrics are left out of the result);
+    running twice gives the same outputs; the step keeps no state on itself
+    between runs.
     """
     _require(isinstance(step, Transformer), f"{type(step).__name__} has no transform() method")
     before = _picklable(step, "transformer")
-    first = list(step.transform(iter(records)))
+    first = [i for i in step.transform(iter(records)) if not isinstance(i, StepMetric)]
     after = _picklable(step, "transformer")
     _require(before == after, "the step changed its own state while running; keep state local")
     outputs: set[str] = set()
@@ -166,9 +168,8 @@ def check_transformer(step: Transformer, records: Sequence[Record]) -> list[Reco
             f"input {record.id} left neither as an output nor as a rejection",
         )
         _require(not (produced and times), f"input {record.id} was both passed on and rejected")
-    _require(
-        list(step.transform(iter(records))) == first, "running the step twice gave different output"
-    )
+    again = [i for i in step.transform(iter(records)) if not isinstance(i, StepMetric)]
+    _require(again == first, "running the step twice gave different output")
     return first
 
 
