@@ -17,11 +17,7 @@ FRENCH = (
 )
 GERMAN = "Grüße aus München!\nÜber 50 Äpfel für 3,50 €.\nDie Straße ist naß und glatt.\n"
 FRENCH_QUOTES = "Œuvre complète, cœur — «naïveté».\nPrix: 5 € ™\n"
-RUSSIAN = (
-    "Привет, как дела? Сегодня хорошая погода.\n"
-    "Москва — столица России.\n"
-    "Цена: 100 рублей.\n"
-)
+RUSSIAN = "Привет, как дела? Сегодня хорошая погода.\nМосква — столица России.\nЦена: 100 рублей.\n"
 JAPANESE = (
     "商品名：ワイヤレスイヤホン\n"
     "価格：３，９８０円（税込）\n"

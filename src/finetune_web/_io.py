@@ -135,6 +135,15 @@ def _bom_encoding(head: bytes) -> str | None:
 
 def _utf8_verdict(sample: bytes, complete: bool) -> bool:
     """Decide whether a sample is UTF-8, tolerating a few corrupt lines."""
+    if sample.isascii():
+        return True
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if not complete and exc.end == len(sample) and exc.reason == "unexpected end of data":
+            return True  # valid up to a character cut by the end of the sample
+    else:
+        return True
     lines = sample.split(b"\n")
     if not complete and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut inside a character

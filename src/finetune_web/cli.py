@@ -104,7 +104,7 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
             f"{len(report.warnings)} warning(s)"
         )
         out.write("\n".join(lines) + "\n")
-    return 0
+    return 0 if report.ok else 1
 
 
 def _estimate(args: argparse.Namespace, out: TextIO) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import attrs
 
@@ -41,6 +41,7 @@ _STRUCTURE = re.compile(r'["\[\]{}\n]')
 _STRING_STOP = re.compile(r'["\\]')
 _SCALAR = re.compile(r"[^,\]}\s]*")
 _ESCAPED_BYTE = re.compile("[\ud800-\udfff]")  # a lone surrogate: bytes that did not decode
+_NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")  # what may still follow a number's first part
 _DECODER = json.JSONDecoder()
 _NEAR_END = 16  # a decode error this close to the buffer end may only mean "read more"
 _PREVIEW_CHARS = 10_000
@@ -133,6 +134,8 @@ class JsonBuffer:
 
     def peek(self) -> str:
         """Skip whitespace and return the next character, ``""`` at end of file."""
+        if self.pos < len(self.text) and self.text[self.pos] not in " \t\n\r":
+            return self.text[self.pos]  # the common case, kept fast
         while True:
             match = _WHITESPACE.match(self.text, self.pos)
             if match:
@@ -171,7 +174,7 @@ class JsonBuffer:
         char = self.peek()
         if not char or char not in chars:
             raise self.fail(what)
-        self.advance(self.pos + 1)
+        self.pos += 1  # chars never hold a newline, so the line stays the same
         return char
 
     def preview(self) -> str:
@@ -198,8 +201,12 @@ class JsonBuffer:
             except RecursionError as exc:
                 message = "record is nested too deeply to decode"
                 raise UnreadableValue("invalid_json", message, (None, None), None) from exc
-            if end == len(self.text) and not self.eof and self.text[end - 1] not in '"]}':
-                self._grow(limit)  # a number or literal may go on in the next chunk
+            if (
+                not self.eof
+                and self.text[end - 1] not in '"]}'
+                and _NUMBER_TAIL.fullmatch(self.text, end) is not None
+            ):
+                self._grow(limit)  # a number cut by the chunk's end ("-6." of "-6.5e10")
                 continue
             bad = _ESCAPED_BYTE.search(self.text, start, end)
             if bad is not None:
@@ -209,7 +216,8 @@ class JsonBuffer:
                     self.where(bad.start()),
                     escape_bytes(self.text[start : min(end, start + _PREVIEW_CHARS)]),
                 )
-            self.advance(end)
+            self.line += self.text.count("\n", start, end)
+            self.pos = end
             return value
 
     def _grow(self, limit: int) -> None:
@@ -292,8 +300,7 @@ class JsonBuffer:
                 return True, skipped
 
 
-@attrs.frozen(kw_only=True)
-class JsonItem:
+class JsonItem(NamedTuple):
     """One decoded record, with the 1-based line where it starts and its 0-based index."""
 
     value: Any
@@ -328,14 +335,14 @@ class JsonProblem:
     size: int | None = None
 
 
-def read_record(buf: JsonBuffer, index: int, limit: int) -> Iterator[JsonItem | JsonProblem]:
-    """Decode the record at the read position, or skip it and report why it is unreadable."""
+def read_record(buf: JsonBuffer, index: int, limit: int) -> JsonItem | JsonProblem:
+    """Decode the record at the read position, or skip it and say why it is unreadable."""
     line = buf.line
     try:
         value = buf.decode(limit)
     except UnreadableValue as exc:
         _, size = buf.skip()
-        yield JsonProblem(
+        return JsonProblem(
             reason=exc.reason,
             message=exc.message,
             line=line,
@@ -345,8 +352,7 @@ def read_record(buf: JsonBuffer, index: int, limit: int) -> Iterator[JsonItem | 
             raw=exc.raw,
             size=size if exc.reason == "record_too_large" else None,
         )
-        return
-    yield JsonItem(value=value, line=line, index=index)
+    return JsonItem(value, line, index)
 
 
 def iter_array(buf: JsonBuffer, limit: int) -> Iterator[JsonItem | JsonProblem]:
@@ -359,7 +365,7 @@ def iter_array(buf: JsonBuffer, limit: int) -> Iterator[JsonItem | JsonProblem]:
     while True:
         if buf.peek() in ("]", ""):
             raise buf.fail("a value")  # a trailing comma, or the file ends inside the array
-        yield from read_record(buf, index, limit)
+        yield read_record(buf, index, limit)
         index += 1
         if buf.expect(",]", "',' or ']' after the record") == "]":
             return

@@ -95,10 +95,16 @@ class RecordMaker:
     step: str
     text_field: str | None
     error_key: str | None
+    origin: str = attrs.field(
+        init=False, default=attrs.Factory(lambda self: str(self.path), takes_self=True)
+    )
+    id_prefix: str = attrs.field(
+        init=False, default=attrs.Factory(lambda self: f"{self.path.name}#", takes_self=True)
+    )
 
     def record_id(self, index: int) -> str:
         """Return the id of the record at ``index``."""
-        return f"{self.path.name}#{index}"
+        return f"{self.id_prefix}{index}"
 
     def reject(
         self,
@@ -111,13 +117,13 @@ class RecordMaker:
         details: dict[str, Any] | None = None,
     ) -> Rejection:
         """Return a rejection whose message starts with ``path:line``."""
-        where = str(self.path) if line is None else f"{self.path}:{line}"
+        where = self.origin if line is None else f"{self.origin}:{line}"
         return Rejection(
             record_id=self.record_id(index),
             step=self.step,
             reason=reason,
             message=f"{where}: {message}",
-            location=Location(origin=str(self.path), line=line, index=index),
+            location=Location(origin=self.origin, line=line, index=index),
             record=record,
             details=details or {},
         )
@@ -172,8 +178,8 @@ class RecordMaker:
                     record=value,
                 )
             text = found
-        location = Location(origin=str(self.path), line=line, index=index)
-        return Document(id=self.record_id(index), text=text, data=value, location=location)
+        location = Location(origin=self.origin, line=line, index=index)
+        return Document(id=f"{self.id_prefix}{index}", text=text, data=value, location=location)
 
 
 @attrs.frozen

@@ -135,7 +135,7 @@ def _document_events(
         else:
             layout_sent = True
             yield JsonLayout(kind="object" if first == "{" else "value")
-            events = read_record(buf, 0, max_record_chars)
+            events = iter([read_record(buf, 0, max_record_chars)])
         for event in events:
             layout_sent = layout_sent or isinstance(event, JsonLayout)
             count += not isinstance(event, JsonLayout)

@@ -1,0 +1,367 @@
+"""Throughput and memory of a full data-prep run, against tiktoken alone.
+
+What is measured
+----------------
+A seeded JSONL file of product records (title, brand, a features list, a
+description of about 300 words with some non-ASCII text, plus a few scraped
+fields) is generated in a temporary directory; generating it is not timed.
+Then, in this process:
+
+1. **our run**: ``Pipeline.from_source(JsonlSource(path)).template(...)
+   .split(validation=0.1).run(out_dir, models=("gpt-4o-mini",))``, which
+   reads, templates, splits, validates and counts every example in-stream
+   (o200k_base) and writes ``train.jsonl`` / ``validation.jsonl``.  The whole
+   ``run()`` call is timed (report and manifest included).
+2. **tiktoken alone** on exactly the texts the run encodes: the message
+   contents (system, user, assistant) of every example written, read back
+   from the run's output files.  Only the encode calls are timed, in the
+   plainest way: ``enc.encode_ordinary(text)`` per text, one thread.  This is
+   the baseline of the goal ``time_ratio_vs_tiktoken <= 1.5``.
+3. **tiktoken batched**, for reference: ``enc.encode_ordinary_batch(texts,
+   num_threads=2)`` on chunks of 1,024 examples; its ratio is reported as
+   ``time_ratio_vs_tiktoken_batch`` (a stricter bar, since it uses two cores).
+
+Peak memory is measured in two child processes (this script with
+``--child``), so that the peaks are independent: one runs the same pipeline
+on the first 10,000 records, the other on all of them; each reports
+``ru_maxrss`` after its run.  A streaming run shows about the same peak for
+both (goal: a difference under 50 MB).
+
+Units: text in MB (10^6 bytes of UTF-8), memory in MiB (2^20 bytes; the
+JSON keys say ``mb`` as the issue asks).
+
+Run it (about 2-4 minutes at the default 100,000 records on two cores)::
+
+    TIKTOKEN_CACHE_DIR=../shared/tiktoken-cache .venv/bin/python benchmarks/prep_throughput.py
+    .venv/bin/python benchmarks/prep_throughput.py --docs 20000   # quicker
+
+It prints a short table, then, as its last line, one JSON object with the
+figures (``docs_per_s``, ``time_ratio_vs_tiktoken``, ``rss_mb_10k``,
+``rss_mb_100k``, ...).  With ``--docs`` below 100,000 the ``rss_mb_100k``
+figure is for ``--docs`` records and ``rss_docs_large`` says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import tiktoken
+
+from finetune_web import JsonlSource, Pipeline
+
+ENCODING = "o200k_base"
+MODEL = "gpt-4o-mini"
+SMALL_DOCS = 10_000
+BATCH_EXAMPLES = 1_024
+SYSTEM = "You are a copywriter for an online store. Write clear, accurate product descriptions."
+USER = "Write a product description for {title} by {brand}.\nKey features: {features}"
+ASSISTANT = "{description}"
+
+_VOCABULARY = """
+the a an and or but with for from into over under of to in on at by as is are was be
+this that these those it its our your their every each more most less very quite also
+durable lightweight compact portable wireless rechargeable waterproof stainless premium
+ergonomic adjustable foldable breathable insulated reinforced modular versatile sleek
+quiet powerful efficient reliable sturdy soft smooth natural organic recycled handmade
+classic modern minimalist vintage elegant rugged comfortable stylish practical innovative
+design quality material finish surface handle grip base frame shell lining strap pocket
+zipper button cable charger battery motor sensor display screen speaker microphone lens
+filter blade bowl lid bottle cup pan pot kettle mug jar tray rack shelf drawer cabinet
+desk chair lamp bulb cushion pillow blanket sheet towel mat rug curtain basket bag case
+cover sleeve jacket shoe boot sock glove hat scarf belt wallet watch band ring necklace
+kitchen bathroom bedroom office garden garage outdoor indoor travel camping hiking
+running cycling fitness yoga cooking baking cleaning storage lighting heating cooling
+steel aluminium bamboo oak walnut leather cotton linen wool silk nylon polyester glass
+ceramic silicone rubber plastic copper brass titanium carbon fabric mesh foam canvas
+keeps holds fits folds charges lasts protects supports cleans heats cools stores carries
+delivers offers features includes provides combines ensures reduces improves resists
+everyday long lasting easy simple quick safe secure gentle strong light heavy thick thin
+wide narrow tall short large small medium extra high low fast slow warm cool dry fresh
+hours minutes days weeks months years time use care wash hand machine dishwasher oven
+microwave freezer safe free tested certified approved recommended designed engineered
+family kids adults pets home work school gifts holidays weekends mornings evenings
+perfect ideal great excellent superb reliable trusted popular favorite essential
+"""
+_WORDS = _VOCABULARY.split()
+
+_UNICODE = [
+    "café",
+    "naïve",
+    "Zürich",
+    "crème brûlée",
+    "déjà vu",
+    "piñata",
+    "façade",
+    "–",
+    "—",
+    "™",
+    "°C",
+    "±2 mm",
+    "×2",
+    "½",
+    "€19.99",
+    "日本製",
+    "качество",
+    "Köln",
+    "São Paulo",
+    "jalapeño",
+]
+_BRANDS = [
+    "Northwind",
+    "Acme",
+    "Lumière",
+    "Fjällräven Goods",
+    "Bluepeak",
+    "Oakhaven",
+    "Tidewater",
+    "Kōbō Works",
+    "Brightline",
+    "Evergreen & Co",
+]
+_NOUNS = ("kettle", "backpack", "lamp", "chair", "blender", "jacket", "speaker", "mug", "tent")
+_ADJECTIVES = ("compact", "premium", "classic", "ultralight", "insulated", "wireless", "foldable")
+
+
+def _sentence(rng: random.Random) -> str:
+    words = rng.choices(_WORDS, k=rng.randint(7, 18))
+    if rng.random() < 0.25:
+        words.insert(rng.randrange(len(words)), rng.choice(_UNICODE))
+    if rng.random() < 0.3:
+        words.insert(
+            rng.randrange(len(words)),
+            f"{rng.randint(2, 250)} {rng.choice(['mm', 'cm', 'g', 'kg', 'W', 'ml'])}",
+        )
+    if len(words) > 8 and rng.random() < 0.4:
+        words[len(words) // 2] += ","
+    text = " ".join(words)
+    return text[0].upper() + text[1:] + rng.choice(".....!?")
+
+
+def _description(rng: random.Random, words: int) -> str:
+    sentences: list[str] = []
+    count = 0
+    while count < words:
+        sentence = _sentence(rng)
+        sentences.append(sentence)
+        count += sentence.count(" ") + 1
+    return " ".join(sentences)
+
+
+def product(rng: random.Random, index: int, words: int) -> dict[str, Any]:
+    """Return one generated product record (as a scraper would deliver it)."""
+    brand = rng.choice(_BRANDS)
+    noun = rng.choice(_NOUNS)
+    adjective = rng.choice(_ADJECTIVES)
+    title = f"{brand} {adjective.capitalize()} {noun.capitalize()} {rng.randint(100, 999)}"
+    features = [_sentence(rng).rstrip(".!?") for _ in range(rng.randint(3, 6))]
+    return {
+        "url": f"https://shop.example.com/p/{index:07d}",
+        "sku": f"SKU-{rng.randrange(16**8):08X}",
+        "title": title,
+        "brand": brand,
+        "price": round(rng.uniform(5, 500), 2),
+        "currency": rng.choice(["USD", "EUR", "GBP"]),
+        "rating": round(rng.uniform(2.5, 5.0), 1),
+        "features": features,
+        "description": _description(rng, words),
+    }
+
+
+def generate(path: Path, docs: int, *, words: int, seed: int) -> None:
+    """Write ``docs`` product records as JSON Lines to ``path`` (streamed)."""
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as handle:
+        for index in range(docs):
+            handle.write(json.dumps(product(rng, index, words), ensure_ascii=False) + "\n")
+
+
+def copy_head(source: Path, target: Path, lines: int) -> None:
+    """Copy the first ``lines`` lines of ``source`` into ``target``."""
+    with source.open("rb") as reader, target.open("wb") as writer:
+        writer.writelines(islice(reader, lines))
+
+
+def build_pipeline(path: Path) -> Pipeline:
+    """Return the benchmarked pipeline: JSONL -> template -> split (validate/count in run())."""
+    return (
+        Pipeline.from_source(JsonlSource(path))
+        .template(system=SYSTEM, user=USER, assistant=ASSISTANT)
+        .split(validation=0.1)
+    )
+
+
+def run_pipeline(path: Path, out: Path) -> tuple[float, dict[str, Any]]:
+    """Run the pipeline into ``out``; return the seconds taken and the report as JSON."""
+    pipeline = build_pipeline(path)
+    started = time.perf_counter()
+    report = pipeline.run(out, models=(MODEL,))
+    return time.perf_counter() - started, report.to_json()
+
+
+def written_texts(out: Path) -> Iterator[list[str]]:
+    """Yield the message contents in the run's output files, in batches of examples."""
+    for name in ("train.jsonl", "validation.jsonl"):
+        path = out / name
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8") as handle:
+            while True:
+                lines = list(islice(handle, BATCH_EXAMPLES))
+                if not lines:
+                    break
+                yield [
+                    message["content"]
+                    for line in lines
+                    for message in json.loads(line)["messages"]
+                    if message["content"]
+                ]
+
+
+def time_tiktoken(out: Path, encoding: tiktoken.Encoding) -> tuple[float, float, int, int]:
+    """Time tiktoken alone on the texts the run encoded.
+
+    Returns:
+        Seconds single-threaded, seconds batched on 2 threads, UTF-8 bytes, tokens.
+    """
+    single = batched = 0.0
+    size = tokens = batched_tokens = 0
+    for texts in written_texts(out):
+        size += sum(len(text.encode("utf-8")) for text in texts)
+        started = time.perf_counter()
+        for text in texts:
+            tokens += len(encoding.encode_ordinary(text))
+        single += time.perf_counter() - started
+        started = time.perf_counter()
+        encoded = encoding.encode_ordinary_batch(texts, num_threads=2)
+        batched += time.perf_counter() - started
+        batched_tokens += sum(map(len, encoded))
+    if tokens != batched_tokens:
+        raise SystemExit(f"tiktoken gave {tokens} tokens one by one, {batched_tokens} batched")
+    return single, batched, size, tokens
+
+
+def check_report(report: dict[str, Any], docs: int) -> int:
+    """Check that every record was written (none rejected); return the examples written."""
+    written = sum(
+        output["records"]
+        for output in report["outputs"]
+        if output["name"] in ("train.jsonl", "validation.jsonl")
+    )
+    rejected = sum(step["rejected"] for step in report["steps"])
+    if written != docs or rejected:
+        raise SystemExit(
+            f"the run wrote {written} of {docs} examples and rejected {rejected}: "
+            "the benchmark data or the pipeline is broken"
+        )
+    return written
+
+
+def child(path: Path, docs: int) -> None:
+    """Run the pipeline once and print its peak RSS (the ``--child`` mode)."""
+    tiktoken.get_encoding(ENCODING)
+    with tempfile.TemporaryDirectory(prefix="prep-child-") as tmp:
+        seconds, report = run_pipeline(path, Path(tmp))
+        check_report(report, docs)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"docs": docs, "seconds": seconds, "maxrss_kib": peak_kib}))
+
+
+def peak_rss_mib(path: Path, docs: int) -> float:
+    """Run a child process on ``path`` and return its peak RSS in MiB."""
+    command = [sys.executable, __file__, "--child", str(path), "--docs", str(docs)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["maxrss_kib"]) / 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate the data, time the run and the baselines, measure peak RSS, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=100_000, help="records (default 100,000)")
+    parser.add_argument("--words", type=int, default=300, help="words per description")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child runs")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        child(args.child, args.docs)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="prep-throughput-") as tmp:
+        root = Path(tmp)
+        data = root / "products.jsonl"
+        started = time.perf_counter()
+        generate(data, args.docs, words=args.words, seed=args.seed)
+        generated_s = time.perf_counter() - started
+        print(
+            f"generated {args.docs:,} records ({data.stat().st_size / 1e6:,.1f} MB of JSONL) "
+            f"in {generated_s:.1f} s (not timed)",
+            file=sys.stderr,
+        )
+
+        encoding = tiktoken.get_encoding(ENCODING)  # loaded once, outside every timing
+        seconds, report = run_pipeline(data, root / "out")
+        docs = check_report(report, args.docs)
+        single_s, batch_s, size, tokens = time_tiktoken(root / "out", encoding)
+
+        small = min(SMALL_DOCS, args.docs)
+        rss_small = rss_large = None
+        if not args.no_rss:
+            head = root / "head.jsonl"
+            copy_head(data, head, small)
+            rss_small = peak_rss_mib(head, small)
+            rss_large = peak_rss_mib(data, args.docs)
+
+    mb = size / 1e6
+    rows = [
+        ("our run (read, template, split, validate/count, write)", seconds),
+        ("tiktoken encode_ordinary, 1 thread (baseline)", single_s),
+        ("tiktoken encode_ordinary_batch, 2 threads", batch_s),
+    ]
+    print(f"{docs:,} examples, {mb:,.1f} MB of message text, {tokens:,} tokens ({ENCODING})")
+    print(f"{'':56} {'seconds':>8} {'docs/s':>9} {'MB/s':>7}")
+    for label, value in rows:
+        print(f"{label:56} {value:8.2f} {docs / value:9,.0f} {mb / value:7.1f}")
+    print(f"ratio vs 1-thread tiktoken: {seconds / single_s:.2f} (goal <= 1.5)")
+    print(f"ratio vs 2-thread tiktoken: {seconds / batch_s:.2f}")
+    if rss_small is not None and rss_large is not None:
+        print(
+            f"peak RSS: {rss_small:,.1f} MiB at {small:,} records, {rss_large:,.1f} MiB at "
+            f"{args.docs:,}; difference {rss_large - rss_small:,.1f} MiB (goal < 50)"
+        )
+    figures = {
+        "docs_per_s": round(docs / seconds, 1),
+        "seconds": round(seconds, 3),
+        "tiktoken_seconds": round(single_s, 3),
+        "time_ratio_vs_tiktoken": round(seconds / single_s, 3),
+        "tiktoken_batch_seconds": round(batch_s, 3),
+        "tiktoken_batch_threads": 2,
+        "time_ratio_vs_tiktoken_batch": round(seconds / batch_s, 3),
+        "rss_mb_10k": None if rss_small is None else round(rss_small, 1),
+        "rss_mb_100k": None if rss_large is None else round(rss_large, 1),
+        "rss_diff_mb": None
+        if rss_small is None or rss_large is None
+        else round(rss_large - rss_small, 1),
+        "rss_docs_small": small,
+        "rss_docs_large": args.docs,
+        "docs": docs,
+        "mb_of_text": round(mb, 2),
+        "tokens": tokens,
+        "encoding": ENCODING,
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
