@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
 import attrs
 
@@ -37,7 +37,8 @@ __all__ = [
 ]
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-_STRUCTURE = re.compile(r'["\[\]{}\n]')
+_STRUCTURE = re.compile(r'["\[\]{}]')
+_STRUCTURE_OR_NEWLINE = re.compile(r'["\[\]{}\n]')
 _STRING_STOP = re.compile(r'["\\]')
 _SCALAR = re.compile(r"[^,\]}\s]*")
 _ESCAPED_BYTE = re.compile("[\ud800-\udfff]")  # a lone surrogate: bytes that did not decode
@@ -129,6 +130,7 @@ class JsonBuffer:
         return line, column
 
     def advance(self, pos: int) -> None:
+        """Move the read position to ``pos``, counting the lines passed."""
         self.line += self.text.count("\n", self.pos, pos)
         self.pos = pos
 
@@ -178,6 +180,7 @@ class JsonBuffer:
         return char
 
     def preview(self) -> str:
+        """Return the text from the read position (10,000 characters at most), for rejects."""
         return escape_bytes(self.text[self.pos : self.pos + _PREVIEW_CHARS])
 
     def decode(self, limit: int) -> Any:
@@ -267,7 +270,8 @@ class JsonBuffer:
                 if stop < len(self.text) or not self.fill():
                     return True, skipped
                 continue
-            found = (_STRING_STOP if in_string else _STRUCTURE).search(self.text, self.pos)
+            pattern = _STRUCTURE_OR_NEWLINE if single_line else _STRUCTURE
+            found = (_STRING_STOP if in_string else pattern).search(self.text, self.pos)
             if found is None:
                 skipped += len(self.text) - self.pos
                 self.advance(len(self.text))
@@ -300,7 +304,8 @@ class JsonBuffer:
                 return True, skipped
 
 
-class JsonItem(NamedTuple):
+@attrs.frozen
+class JsonItem:
     """One decoded record, with the 1-based line where it starts and its 0-based index."""
 
     value: Any
@@ -336,7 +341,11 @@ class JsonProblem:
 
 
 def read_record(buf: JsonBuffer, index: int, limit: int) -> JsonItem | JsonProblem:
-    """Decode the record at the read position, or skip it and say why it is unreadable."""
+    """Decode the record at the read position, or skip it and say why it is unreadable.
+
+    Raises:
+        BrokenJson: the record is malformed, so reading cannot go on.
+    """
     line = buf.line
     try:
         value = buf.decode(limit)
@@ -356,7 +365,11 @@ def read_record(buf: JsonBuffer, index: int, limit: int) -> JsonItem | JsonProbl
 
 
 def iter_array(buf: JsonBuffer, limit: int) -> Iterator[JsonItem | JsonProblem]:
-    """Yield the items of the array whose ``[`` is at the read position."""
+    """Yield the items of the array whose ``[`` is at the read position, in order.
+
+    Raises:
+        BrokenJson: the array is malformed (after the items before the fault).
+    """
     buf.expect("[", "'['")
     if buf.peek() == "]":
         buf.advance(buf.pos + 1)
@@ -372,7 +385,11 @@ def iter_array(buf: JsonBuffer, limit: int) -> Iterator[JsonItem | JsonProblem]:
 
 
 def read_key(buf: JsonBuffer, limit: int) -> str:
-    """Decode an object key and the ``:`` after it."""
+    """Decode an object key and the ``:`` after it.
+
+    Raises:
+        BrokenJson: there is no well-formed key at the read position.
+    """
     if buf.peek() != '"':
         raise buf.fail("a key in double quotes")
     try:
@@ -384,7 +401,11 @@ def read_key(buf: JsonBuffer, limit: int) -> str:
 
 
 def skip_members(buf: JsonBuffer, limit: int) -> None:
-    """Read past the members that follow the records' array, up to the closing ``}``."""
+    """Read past the members that follow the records' array, up to the closing ``}``.
+
+    Raises:
+        BrokenJson: the rest of the object is malformed.
+    """
     while buf.expect(",}", "',' or '}' after the records") == ",":
         read_key(buf, limit)
         buf.skip()

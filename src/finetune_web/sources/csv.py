@@ -8,7 +8,7 @@ spanning several lines included.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from finetune_web._io import DEFAULT_MAX_LINE_BYTES, TextLine, iter_text_lines
 from finetune_web.errors import ConfigError, DecodeError, ErrorContext, SourceError
 from finetune_web.records import Document, Rejection
 from finetune_web.sources.files import (
+    RAW_PREVIEW_CHARS,
     FileSource,
     RecordMaker,
     check_positive,
@@ -41,6 +42,44 @@ def _not_empty(_: object, attribute: attrs.Attribute[str], value: str) -> None:
 
 def _optional_tuple(value: Sequence[str] | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(value)
+
+
+class _Feed:
+    """The lines of a file as csv.reader wants them, remembering what a rejection needs.
+
+    An unreadable line is fed as an empty line, which keeps csv's line count
+    right; the row that holds it is then rejected with the line's error.
+    """
+
+    def __init__(self, lines: Iterable[TextLine], encoding: str) -> None:
+        self.lines = lines
+        self.encoding = encoding
+        self.bad: dict[int, TextLine] = {}  # unreadable lines not yet given to a row
+        self.held: list[str] = []  # the start of the current row's text
+        self.held_chars = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.lines:
+            if line.error is not None:
+                self.bad[line.line] = line
+                self._hold(line_preview(line, self.encoding) or "")
+                yield "\n"
+            else:
+                self._hold(line.text or "")
+                yield f"{line.text}\n"
+
+    def _hold(self, text: str) -> None:
+        if self.held_chars <= RAW_PREVIEW_CHARS:
+            piece = text[:RAW_PREVIEW_CHARS]
+            self.held.append(piece)
+            self.held_chars += len(piece) + 1
+
+    def take_row(self, last_line: int) -> tuple[list[TextLine], str | None]:
+        """Return the unreadable lines up to ``last_line`` and the row's text, and forget them."""
+        problems = [self.bad.pop(number) for number in sorted(self.bad) if number <= last_line]
+        raw = preview("\n".join(self.held))
+        self.held, self.held_chars = [], 0
+        return problems, raw
 
 
 @attrs.frozen
@@ -101,20 +140,8 @@ class CsvSource(FileSource):
         encoding = self._encoding(path)
         maker = self._maker()
         lines = iter_text_lines(path, encoding=encoding, max_line_bytes=self.max_line_bytes)
-        bad: dict[int, TextLine] = {}  # lines that could not be read, by number
-        held: list[str] = []  # the text of the current row's lines, for rejections
-
-        def feed() -> Iterator[str]:
-            for line in lines:
-                if line.error is not None:
-                    bad[line.line] = line
-                    held.append(line_preview(line, encoding) or "")
-                    yield "\n"  # keeps csv's line count; the row is rejected below
-                else:
-                    held.append(line.text or "")
-                    yield f"{line.text}\n"
-
-        rows = csv.reader(feed(), delimiter=self.delimiter, quotechar=self.quotechar)
+        feed = _Feed(lines, encoding)
+        rows = csv.reader(feed, delimiter=self.delimiter, quotechar=self.quotechar)
         header = list(self.fieldnames) if self.fieldnames is not None else None
         done = index = 0  # lines consumed by earlier rows; records seen
         error: csv.Error | None = None
@@ -135,9 +162,7 @@ class CsvSource(FileSource):
                 )
                 return
             first, done = done + 1, rows.line_num
-            problems = [bad.pop(number) for number in sorted(bad) if number <= done]
-            raw = preview("\n".join(held))
-            held.clear()
+            problems, raw = feed.take_row(done)
             if not problems and row == []:
                 continue  # a blank line
             if header is None:

@@ -25,7 +25,13 @@ from finetune_web._io import (
     detect_encoding,
     iter_text_lines,
 )
-from finetune_web.errors import ConfigError, DecodeError, ErrorContext, SourceError
+from finetune_web.errors import (
+    ConfigError,
+    DecodeError,
+    ErrorContext,
+    SourceError,
+    error_context,
+)
 from finetune_web.records import Document, Location, Rejection
 
 __all__ = ["DEFAULT_ERROR_KEY", "JsonlSource"]
@@ -77,7 +83,8 @@ def line_preview(line: TextLine, encoding: str) -> str | None:
         return preview(line.text)
     if line.raw is None:
         return None
-    return preview(line.raw.decode(encoding, "backslashreplace"))
+    head = line.raw[: RAW_PREVIEW_CHARS * 4]  # enough bytes for the preview, not a huge line
+    return preview(head.decode(encoding, "backslashreplace"))
 
 
 @attrs.frozen(kw_only=True)
@@ -222,10 +229,8 @@ class FileSource:
             SourceError: the file is missing, a directory, or empty.
         """
         context = ErrorContext(path=str(self.path), source=self._step())
-        try:
+        with error_context(source=self._step()):
             path = check_file(self.path)
-        except SourceError as exc:
-            raise exc.with_context(context) from None
         if path.stat().st_size == 0:
             raise SourceError("file is empty (0 bytes); check that it was written fully", context)
         return path
@@ -238,10 +243,8 @@ class FileSource:
         """
         if self.encoding is not None:
             return self.encoding
-        try:
+        with error_context(source=self._step()):
             return detect_encoding(path)
-        except SourceError as exc:
-            raise exc.with_context(ErrorContext(source=self._step())) from None
 
 
 def read_json_lines(

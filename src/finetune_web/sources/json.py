@@ -141,7 +141,9 @@ def _document_events(
             count += not isinstance(event, JsonLayout)
             yield event
         if buf.peek():
-            raise buf.fail("the end of the file after the JSON document")
+            raise buf.fail(
+                "the end of the file after the JSON document (for JSON Lines, name it .jsonl)"
+            )
     except BrokenJson as exc:
         if not layout_sent:
             yield JsonLayout(kind="object" if first == "{" else "value")
@@ -273,7 +275,7 @@ class JsonSource(FileSource):
         Returns:
             A :class:`~finetune_web.sources.JsonLayout`: ``kind`` is ``array``,
             ``wrapped`` (with the ``records_key`` chosen), ``object``, ``value``
-            (one non-object value) or ``lines``.
+            (one non-object value), ``lines``, or ``empty`` (only whitespace).
 
         Raises:
             SourceError: as :meth:`read`.
