@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import attrs
 
@@ -15,16 +16,54 @@ from finetune_web.errors import (
     RecordError,
     StepError,
 )
-from finetune_web.interfaces import step_name
+from finetune_web.interfaces import Source, Transformer, step_name
 from finetune_web.records import MetricMode, Record, Rejection, StepMetric
 from finetune_web.report import StepReport
 
-if TYPE_CHECKING:
-    from finetune_web.pipeline import Pipeline
-
-__all__ = ["LocalExecutor", "StepCounter"]
+__all__ = ["ErrorPolicy", "LocalExecutor", "RunSpec", "StepCounter"]
 
 RejectHandler = Callable[[Rejection], None]
+
+
+class ErrorPolicy(enum.Enum):
+    """What a run does with a rejected record."""
+
+    #: Send it to the rejects sink and go on (the default).
+    REJECT = "reject"
+    #: Stop the run with a :class:`~finetune_web.errors.RecordError`.
+    RAISE = "raise"
+
+
+class RunSpec(Protocol):
+    """What an executor needs of a pipeline (the :class:`~finetune_web.Pipeline` has it)."""
+
+    @property
+    def source(self) -> Source:
+        """Where records come from."""
+        ...
+
+    @property
+    def steps(self) -> tuple[Transformer, ...]:
+        """The steps, in order."""
+        ...
+
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        ...
+
+    @property
+    def error_policy(self) -> ErrorPolicy:
+        """Reject or raise on bad records."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The pipeline as JSON data."""
+        ...
+
+    def fingerprint(self) -> str:
+        """The sha256 of the description."""
+        ...
 
 
 @attrs.define
@@ -75,7 +114,7 @@ class LocalExecutor:
     """
 
     def stream(
-        self, pipeline: Pipeline, on_reject: RejectHandler
+        self, pipeline: RunSpec, on_reject: RejectHandler
     ) -> tuple[Iterator[Record], Sequence[StepCounter]]:
         """Return the output stream and the counters it updates as it is consumed.
 
@@ -83,7 +122,7 @@ class LocalExecutor:
             pipeline: what to run.
             on_reject: called with every rejection (under the ``reject`` policy).
         """
-        raise_on_reject = pipeline.error_policy.value == "raise"
+        raise_on_reject = pipeline.error_policy is ErrorPolicy.RAISE
 
         def reject(counter: StepCounter, rejection: Rejection) -> None:
             counter.rejected += 1

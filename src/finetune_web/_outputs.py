@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from finetune_web._executor import LocalExecutor, StepCounter
+from finetune_web._executor import LocalExecutor, RunSpec, StepCounter
 from finetune_web.errors import ConfigError, ErrorContext
 from finetune_web.formats import (
     EstimateBuilder,
@@ -33,9 +33,6 @@ from finetune_web.interfaces import HasInputFiles
 from finetune_web.manifest import Manifest, file_digest
 from finetune_web.records import Document, Example, Preference, Record, Rejection, Split
 from finetune_web.report import OutputFile, RunReport
-
-if TYPE_CHECKING:
-    from finetune_web.pipeline import Pipeline
 
 __all__ = ["OUTPUT_NAMES", "rejection_to_json", "write_run"]
 
@@ -206,7 +203,7 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 
 def write_run(
-    pipeline: Pipeline, out: Path, *, models: Sequence[str], overwrite: bool
+    pipeline: RunSpec, out: Path, *, models: Sequence[str], overwrite: bool
 ) -> RunReport:
     """Run ``pipeline`` and write everything into ``out`` (see :meth:`Pipeline.run`)."""
     if not models:

@@ -28,7 +28,8 @@ from typing import Any
 
 import attrs
 
-from finetune_web._executor import LocalExecutor
+from finetune_web._executor import ErrorPolicy, LocalExecutor
+from finetune_web._outputs import write_run
 from finetune_web.errors import ConfigError
 from finetune_web.interfaces import Source, Transformer, step_name
 from finetune_web.plugins import Family, Registry
@@ -36,15 +37,6 @@ from finetune_web.records import Record, Rejection
 from finetune_web.report import RunReport
 
 __all__ = ["ErrorPolicy", "Pipeline", "describe_component"]
-
-
-class ErrorPolicy(enum.Enum):
-    """What a run does with a rejected record."""
-
-    #: Send it to the rejects sink and go on (the default).
-    REJECT = "reject"
-    #: Stop the run with a :class:`~finetune_web.errors.RecordError`.
-    RAISE = "raise"
 
 
 def _jsonable(value: Any) -> Any:
@@ -260,6 +252,4 @@ class Pipeline:
         Raises:
             ConfigError: the directory holds a previous run and ``overwrite`` is false.
         """
-        from finetune_web._outputs import write_run
-
         return write_run(self, Path(output_dir), models=models, overwrite=overwrite)
