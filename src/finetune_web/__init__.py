@@ -71,6 +71,7 @@ from finetune_web.sources import ChatJsonlSource, CsvSource, DpoJsonlSource, Jso
 from finetune_web.transforms import (
     ExactDedup,
     HashSplit,
+    NearDedup,
     TemplateTransformer,
     keep_if,
     map_records,
@@ -112,6 +113,7 @@ __all__ = [
     "MetricEvent",
     "MissingDependencyError",
     "ModelSpec",
+    "NearDedup",
     "OutputFile",
     "Pack",
     "Packer",

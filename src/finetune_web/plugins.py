@@ -68,6 +68,7 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "exact_dedup": "finetune_web.transforms.dedup:ExactDedup",
         "keep_if": "finetune_web.transforms.adapters:KeepIf",
         "map": "finetune_web.transforms.adapters:MapRecords",
+        "near_dedup": "finetune_web.transforms.near_dedup:NearDedup",
         "split": "finetune_web.transforms.split:HashSplit",
         "template": "finetune_web.transforms.template:TemplateTransformer",
     },

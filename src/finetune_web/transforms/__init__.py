@@ -2,6 +2,7 @@
 
 from finetune_web.transforms.adapters import KeepIf, MapRecords, keep_if, map_records
 from finetune_web.transforms.dedup import ExactDedup, normalize_for_dedup
+from finetune_web.transforms.near_dedup import NearDedup, candidate_probability, choose_bands
 from finetune_web.transforms.split import HashSplit
 from finetune_web.transforms.template import TemplateTransformer, lookup_field
 
@@ -10,7 +11,10 @@ __all__ = [
     "HashSplit",
     "KeepIf",
     "MapRecords",
+    "NearDedup",
     "TemplateTransformer",
+    "candidate_probability",
+    "choose_bands",
     "keep_if",
     "lookup_field",
     "map_records",
