@@ -11,9 +11,17 @@ from tests.conftest import REPO_ROOT
 
 
 def test_demo_config_builds_the_documented_pipeline() -> None:
-    """The demo config names a JSON source, three steps, an output dir and two models."""
+    """The demo config names a JSON source, its steps, an output dir and two models."""
     config = load_config(REPO_ROOT / "examples" / "demo" / "demo.toml")
-    assert config.pipeline.step_names() == ("JsonSource", "template", "exact_dedup", "split")
+    assert config.pipeline.step_names() == (
+        "JsonSource",
+        "template",
+        "clean",
+        "redact_pii",
+        "exact_dedup",
+        "near_dedup",
+        "split",
+    )
     assert config.pipeline.seed == 7
     assert config.models == ("gpt-4o-mini", "gpt-4.1-mini")
     assert config.output_dir == REPO_ROOT / "examples" / "demo" / "out"

@@ -38,12 +38,14 @@ def test_demo_products_become_a_valid_dataset(demo_products: Path, tmp_path: Pat
     input record is either written or rejected with a reason."""
     report = _tutorial(demo_products).run(tmp_path, models=("gpt-4o-mini", "gpt-4.1-mini"))
     source, template, dedup, _split, validate = report.steps
-    assert (source.records_in, source.rejected, source.reasons) == (21, 2, {"scrape_error": 2})
+    assert (source.records_in, source.rejected, source.reasons) == (22, 2, {"scrape_error": 2})
     assert template.reasons == {"missing_field": 1}
     assert dedup.reasons == {"duplicate": 1}
     assert validate.reasons == {"special_token": 1}
-    written = report.output("train.jsonl").records + report.output("validation.jsonl").records
-    assert written + report.rejected == 21
+    written = sum(
+        o.records for o in report.outputs if o.name in ("train.jsonl", "validation.jsonl")
+    )
+    assert written + report.rejected == 22
     rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     assert len(rejects) == report.rejected == 5
     assert all(r["location"]["origin"].endswith("products.json") for r in rejects)
@@ -58,7 +60,10 @@ def test_same_inputs_give_byte_identical_outputs(demo_products: Path, tmp_path: 
     first, second = tmp_path / "a", tmp_path / "b"
     _tutorial(demo_products).run(first)
     _tutorial(demo_products).run(second)
-    for name in ("train.jsonl", "validation.jsonl", "rejects.jsonl", "manifest.json"):
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    assert {"train.jsonl", "rejects.jsonl", "manifest.json"} <= set(names)
+    for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 

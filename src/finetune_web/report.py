@@ -128,8 +128,9 @@ class RunReport:
         lines = [f"{'step':<{width}}  {'in':>8} {'out':>8} {'rejected':>8}  reasons"]
         for step in self.steps:
             reasons = ", ".join(f"{k}={v}" for k, v in step.reasons.items())
-            if step.metrics:
-                figures = ", ".join(f"{k}={v:g}" for k, v in step.metrics.items())
+            shown = {k: v for k, v in step.metrics.items() if v}
+            if shown:
+                figures = ", ".join(f"{k}={v:g}" for k, v in shown.items())
                 reasons = f"{reasons}; {figures}" if reasons else figures
             lines.append(
                 f"{step.name:<{width}}  {step.records_in:>8} {step.records_out:>8} "
