@@ -135,9 +135,7 @@ class _FinalStage:
         self.specs = specs
         self.counters = {spec.encoding: TokenCounter.for_model(spec) for spec in specs}
         self.primary = self.counters[specs[0].encoding]
-        self.validation = ValidationBuilder(
-            spec=specs[0], model=names[0], path=str(out / "train.jsonl")
-        )
+        self.validation = ValidationBuilder(spec=specs[0], model=names[0], path="train.jsonl")
         self.estimates = [
             EstimateBuilder(spec=s, model=n) for s, n in zip(specs, names, strict=True)
         ]
@@ -202,9 +200,7 @@ def _check_target(out: Path, overwrite: bool) -> None:
         (out / name).unlink()
 
 
-def write_run(
-    pipeline: RunSpec, out: Path, *, models: Sequence[str], overwrite: bool
-) -> RunReport:
+def write_run(pipeline: RunSpec, out: Path, *, models: Sequence[str], overwrite: bool) -> RunReport:
     """Run ``pipeline`` and write everything into ``out`` (see :meth:`Pipeline.run`)."""
     if not models:
         raise ConfigError("give at least one model to validate the dataset against")
