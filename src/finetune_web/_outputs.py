@@ -131,7 +131,7 @@ def _problem(example: Example, counter: TokenCounter) -> tuple[str, str] | None:
 class _FinalStage:
     """Validates, counts and writes examples; one instance per run."""
 
-    def __init__(self, specs: Sequence[ModelSpec], names: Sequence[str], out: Path) -> None:
+    def __init__(self, specs: Sequence[ModelSpec], names: Sequence[str]) -> None:
         self.specs = specs
         self.counters = {spec.encoding: TokenCounter.for_model(spec) for spec in specs}
         self.primary = self.counters[specs[0].encoding]
@@ -207,7 +207,7 @@ def write_run(pipeline: RunSpec, out: Path, *, models: Sequence[str], overwrite:
     specs = [resolve_model(model) for model in models]
     _check_target(out, overwrite)
     started = time.perf_counter()
-    final = _FinalStage(specs, models, out)
+    final = _FinalStage(specs, models)
     with ExitStack() as stack:
         rejects = stack.enter_context(JsonlWriter(out / "rejects.jsonl"))
         documents = stack.enter_context(JsonlWriter(out / "documents.jsonl", keep_empty=False))
