@@ -10,7 +10,9 @@ import finetune_web
 
 MODULES = (
     "finetune_web",
+    "finetune_web.backends",
     "finetune_web.formats",
+    "finetune_web.registry",
     "finetune_web.sources",
     "finetune_web.transforms",
 )

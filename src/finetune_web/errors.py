@@ -9,8 +9,9 @@ The tree::
 
     FinetuneWebError
     ├── ConfigError (ValueError)            a pipeline, step or TOML config is wrong
-    │   └── PluginError                     a plugin cannot be found, loaded or checked
-    │       └── ContractError (AssertionError)  a component breaks its interface's contract
+    │   ├── PluginError                     a plugin cannot be found, loaded or checked
+    │   │   └── ContractError (AssertionError)  a component breaks its interface's contract
+    │   └── RunStateError                   a run directory's saved state does not fit the request
     ├── SourceError                         a source cannot be opened or read at all
     │   └── DecodeError (UnicodeError)      bytes cannot be decoded in the chosen encoding
     ├── RecordError (ValueError)            one record is invalid (raised when the error
@@ -19,6 +20,15 @@ The tree::
     │   └── AccountingError                 a step lost records: in != out + rejected
     ├── ValidationError (ValueError)        a dataset fails the provider's checks
     ├── UnknownModelError (KeyError)        a model name is not in the model table
+    ├── ProviderError                       a fine-tuning provider refused or failed a request
+    │   ├── QuotaExceededError              insufficient_quota (429): never retried
+    │   ├── DailyRateLimitError             daily_rate_limit_exceeded (429): never retried
+    │   ├── TrainingNotAvailableError (PermissionError)
+    │   │                                   training_not_available (403): fine-tuning is closed
+    │   │                                   for the account; never retried
+    │   ├── InvalidTrainingFileError (ValueError)  the provider rejected an uploaded file
+    │   └── FineTuneJobError                the job failed (error code, message, param)
+    │       └── JobCancelledError           the job was cancelled
     └── MissingDependencyError (ImportError)  an optional extra is not installed
 
 Errors never include API keys or other secrets: context holds locations and
@@ -37,14 +47,22 @@ __all__ = [
     "AccountingError",
     "ConfigError",
     "ContractError",
+    "DailyRateLimitError",
     "DecodeError",
     "ErrorContext",
+    "FineTuneJobError",
     "FinetuneWebError",
+    "InvalidTrainingFileError",
+    "JobCancelledError",
     "MissingDependencyError",
     "PluginError",
+    "ProviderError",
+    "QuotaExceededError",
     "RecordError",
+    "RunStateError",
     "SourceError",
     "StepError",
+    "TrainingNotAvailableError",
     "UnknownModelError",
     "ValidationError",
     "error_context",
@@ -175,6 +193,89 @@ class UnknownModelError(FinetuneWebError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; keep the plain message
         return FinetuneWebError.__str__(self)
+
+
+class ProviderError(FinetuneWebError):
+    """A fine-tuning provider refused or failed a request.
+
+    Args:
+        message: what failed, the server's message, and what to do.
+        context: where (the run directory).
+        code: the server's error code (``insufficient_quota``...), when it sent one.
+        status: the HTTP status, when there was a response.
+        param: the request parameter the server blamed, when it named one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        context: ErrorContext | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, context)
+        self.code = code
+        self.status = status
+        self.param = param
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.context, self.code, self.status, self.param))
+
+
+class QuotaExceededError(ProviderError):
+    """The account has no quota left (``insufficient_quota``); retrying cannot help."""
+
+
+class DailyRateLimitError(ProviderError):
+    """The account's daily limit is used up (``daily_rate_limit_exceeded``)."""
+
+
+class TrainingNotAvailableError(ProviderError, PermissionError):
+    """Fine-tuning is closed for this account (``training_not_available``, HTTP 403)."""
+
+
+class InvalidTrainingFileError(ProviderError, ValueError):
+    """The provider rejected an uploaded training or validation file."""
+
+
+class FineTuneJobError(ProviderError):
+    """A fine-tuning job ended without a model.
+
+    Args:
+        message: the job, the provider's reason, and what to do.
+        context: where (the run directory).
+        code: the job's error code.
+        status: always ``None`` (no HTTP status: the job itself failed).
+        param: the parameter the provider blamed (``training_file``...).
+        job_id: the job.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        context: ErrorContext | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        param: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        super().__init__(message, context, code, status, param)
+        self.job_id = job_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.message, self.context, self.code, self.status, self.param, self.job_id),
+        )
+
+
+class JobCancelledError(FineTuneJobError):
+    """The fine-tuning job was cancelled before it produced a model."""
+
+
+class RunStateError(ConfigError):
+    """A run directory's saved state does not fit the request (or cannot be read)."""
 
 
 class MissingDependencyError(FinetuneWebError, ImportError):

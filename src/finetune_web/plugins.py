@@ -77,7 +77,9 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "template": "finetune_web.transforms.template:TemplateTransformer",
     },
     Family.PACKERS: {},
-    Family.BACKENDS: {},
+    Family.BACKENDS: {
+        "openai": "finetune_web.backends:OpenAIBackend",
+    },
     Family.EVALUATORS: {},
 }
 
