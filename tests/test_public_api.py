@@ -12,6 +12,7 @@ MODULES = (
     "finetune_web",
     "finetune_web.backends",
     "finetune_web.formats",
+    "finetune_web.packing",
     "finetune_web.registry",
     "finetune_web.sources",
     "finetune_web.transforms",

@@ -48,6 +48,7 @@ from finetune_web.interfaces import (
     Transformer,
 )
 from finetune_web.manifest import Manifest
+from finetune_web.packing import BestFitPacker
 from finetune_web.pipeline import ErrorPolicy, Pipeline
 from finetune_web.plugins import Family, Registry
 from finetune_web.records import (
@@ -73,10 +74,12 @@ from finetune_web.transforms import (
     ExactDedup,
     HashSplit,
     LanguageFilter,
+    MixWith,
     NearDedup,
     QualityFilter,
     RedactPII,
     TemplateTransformer,
+    TruncateToTokens,
     keep_if,
     map_records,
 )
@@ -89,6 +92,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "AccountingError",
     "Backend",
+    "BestFitPacker",
     "ChatJsonlSource",
     "ChatModel",
     "CleanText",
@@ -118,6 +122,7 @@ __all__ = [
     "Message",
     "MetricEvent",
     "MissingDependencyError",
+    "MixWith",
     "ModelSpec",
     "NearDedup",
     "OutputFile",
@@ -145,6 +150,7 @@ __all__ = [
     "Tokenizer",
     "ToolCall",
     "Transformer",
+    "TruncateToTokens",
     "UnknownModelError",
     "ValidationError",
     "ValidationReport",

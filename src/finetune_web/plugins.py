@@ -70,13 +70,17 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "keep_if": "finetune_web.transforms.adapters:KeepIf",
         "language": "finetune_web.transforms.language:LanguageFilter",
         "map": "finetune_web.transforms.adapters:MapRecords",
+        "mix": "finetune_web.transforms.mix:MixWith",
         "near_dedup": "finetune_web.transforms.near_dedup:NearDedup",
         "quality": "finetune_web.transforms.quality:QualityFilter",
         "redact_pii": "finetune_web.transforms.pii:RedactPII",
         "split": "finetune_web.transforms.split:HashSplit",
         "template": "finetune_web.transforms.template:TemplateTransformer",
+        "truncate": "finetune_web.transforms.truncate:TruncateToTokens",
     },
-    Family.PACKERS: {},
+    Family.PACKERS: {
+        "best_fit": "finetune_web.packing:BestFitPacker",
+    },
     Family.BACKENDS: {
         "openai": "finetune_web.backends:OpenAIBackend",
     },

@@ -93,13 +93,7 @@ def test_list_fields_are_split(write: Write) -> None:
 
 def test_invalid_bytes_reject_only_their_row(write: Write) -> None:
     """A bad line costs its row only, also inside a multi-line field; later rows read."""
-    content = (
-        b"id,text\n"
-        b"1,fine\n"
-        b"2,bad \xff byte\n"
-        b'3,"multi\nline \xfe here\nend"\n'
-        b"4,after\n"
-    )
+    content = b'id,text\n1,fine\n2,bad \xff byte\n3,"multi\nline \xfe here\nend"\n4,after\n'
     path = write("bytes.csv", content)
     items = list(CsvSource(path, encoding="utf-8").read())
     assert _data(items) == [

@@ -26,6 +26,7 @@ def test_documents_carry_id_data_and_location(write: Write) -> None:
     """Each line becomes a Document named file#index, located at its 1-based line."""
     path = write("items.jsonl", '{"a": 1}\n\n   \n{"b": [1, 2]}\r\n{"c": "é"}')
     items = list(JsonlSource(path).read())
+
     def at(line: int, index: int) -> Location:
         return Location(origin=str(path), line=line, index=index)
 

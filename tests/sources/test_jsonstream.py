@@ -105,8 +105,10 @@ def _json_values(draw: st.DrawFn) -> Any:
     return draw(
         st.recursive(
             scalars,
-            lambda inner: st.lists(inner, max_size=4)
-            | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+            ),
             max_leaves=12,
         )
     )
