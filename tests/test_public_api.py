@@ -11,6 +11,7 @@ import finetune_web
 MODULES = (
     "finetune_web",
     "finetune_web.backends",
+    "finetune_web.evaluation",
     "finetune_web.formats",
     "finetune_web.packing",
     "finetune_web.registry",

@@ -20,7 +20,8 @@ The tree::
     │   └── AccountingError                 a step lost records: in != out + rejected
     ├── ValidationError (ValueError)        a dataset fails the provider's checks
     ├── UnknownModelError (KeyError)        a model name is not in the model table
-    ├── ProviderError                       a fine-tuning provider refused or failed a request
+    ├── ProviderError                       a model provider refused or failed a request
+    │   ├── ChatModelError                  a chat completion failed (after retries)
     │   ├── QuotaExceededError              insufficient_quota (429): never retried
     │   ├── DailyRateLimitError             daily_rate_limit_exceeded (429): never retried
     │   ├── TrainingNotAvailableError (PermissionError)
@@ -45,6 +46,7 @@ import attrs
 
 __all__ = [
     "AccountingError",
+    "ChatModelError",
     "ConfigError",
     "ContractError",
     "DailyRateLimitError",
@@ -221,6 +223,10 @@ class ProviderError(FinetuneWebError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.context, self.code, self.status, self.param))
+
+
+class ChatModelError(ProviderError):
+    """A chat completion request failed for good (after any retries)."""
 
 
 class QuotaExceededError(ProviderError):

@@ -84,7 +84,15 @@ _BUILTINS: dict[Family, dict[str, str]] = {
     Family.BACKENDS: {
         "openai": "finetune_web.backends:OpenAIBackend",
     },
-    Family.EVALUATORS: {},
+    Family.EVALUATORS: {
+        "bleu": "finetune_web.evaluation:BleuEvaluator",
+        "chrf": "finetune_web.evaluation:ChrfEvaluator",
+        "exact_match": "finetune_web.evaluation:ExactMatchEvaluator",
+        "exact_match_normalized": "finetune_web.evaluation:ExactMatchEvaluator.normalized",
+        "judge": "finetune_web.evaluation:JudgeEvaluator",
+        "multiple_choice": "finetune_web.evaluation:MultipleChoiceEvaluator",
+        "rouge": "finetune_web.evaluation:RougeEvaluator",
+    },
 }
 
 

@@ -1,0 +1,391 @@
+"""Compare a fine-tuned model with its base on the same examples, and check what it forgot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from finetune_web.errors import ConfigError
+from finetune_web.evaluation._common import (
+    CorpusEvaluator,
+    Prompt,
+    generate,
+    prompt_text,
+    split_reference,
+)
+from finetune_web.evaluation.bootstrap import BootstrapInterval, paired_bootstrap
+from finetune_web.interfaces import ChatModel, Evaluator, step_name
+from finetune_web.records import EvalResult, Example, Message, canonical_content
+
+__all__ = [
+    "Comparison",
+    "MetricComparison",
+    "Retention",
+    "SamplePair",
+    "check_retention",
+    "compare",
+]
+
+
+@attrs.frozen(kw_only=True)
+class MetricComparison:
+    """One metric on both models, the paired difference and the per-example tally.
+
+    Attributes:
+        metric: the metric's name.
+        base: the base model's result.
+        tuned: the tuned model's result.
+        interval: the difference (tuned - base) and its bootstrap interval.
+        wins: examples where the tuned model scored higher.
+        losses: examples where it scored lower.
+        ties: examples where both scored the same.
+    """
+
+    metric: str
+    base: EvalResult
+    tuned: EvalResult
+    interval: BootstrapInterval
+    wins: int
+    losses: int
+    ties: int
+
+    @property
+    def difference(self) -> float:
+        """The observed difference, tuned - base."""
+        return self.interval.difference
+
+    @property
+    def significant(self) -> bool:
+        """True when the interval excludes 0."""
+        return self.interval.significant
+
+
+@attrs.frozen(kw_only=True)
+class SamplePair:
+    """One example as both models answered it (for reports).
+
+    Attributes:
+        index: the example's position in the evaluated sequence.
+        example_id: its id.
+        prompt: the prompt as text (system message left out).
+        reference: the reference answer.
+        base_output: the base model's answer (``None`` if no evaluator asked it).
+        tuned_output: the tuned model's answer.
+    """
+
+    index: int
+    example_id: str
+    prompt: str
+    reference: str
+    base_output: str | None
+    tuned_output: str | None
+
+
+@attrs.frozen(kw_only=True)
+class Retention:
+    """A knowledge-retention check: both models on a general held-out set.
+
+    Attributes:
+        comparison: the comparison on the general set.
+        tolerance: the drop allowed, in each metric's own units.
+        regressions: metrics whose whole interval lies below ``-tolerance``:
+            the tuned model is worse there beyond what noise explains.
+    """
+
+    comparison: Comparison
+    tolerance: float
+    regressions: tuple[str, ...]
+
+    @property
+    def regressed(self) -> bool:
+        """True when any metric regressed."""
+        return bool(self.regressions)
+
+
+@attrs.frozen(kw_only=True)
+class Comparison:
+    """A base and a tuned model scored on exactly the same examples.
+
+    Attributes:
+        base_model: the base model's id.
+        tuned_model: the tuned model's id.
+        metrics: one entry per evaluator, in the order given.
+        samples: every example with both answers, in input order.
+        seed: the bootstrap seed.
+        n_resamples: bootstrap resamples per metric.
+        confidence: the intervals' level.
+        retention: the retention check, when a general set was given.
+    """
+
+    base_model: str
+    tuned_model: str
+    metrics: tuple[MetricComparison, ...]
+    samples: tuple[SamplePair, ...]
+    seed: int
+    n_resamples: int
+    confidence: float
+    retention: Retention | None = None
+
+    def metric(self, name: str) -> MetricComparison:
+        """Return the comparison of one metric.
+
+        Raises:
+            KeyError: no metric has that name.
+        """
+        for item in self.metrics:
+            if item.metric == name:
+                return item
+        raise KeyError(f"no metric {name!r}; compared: {[m.metric for m in self.metrics]}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready summary: settings and per-metric figures, no example texts."""
+        out: dict[str, Any] = {
+            "base_model": self.base_model,
+            "tuned_model": self.tuned_model,
+            "n_examples": len(self.samples),
+            "seed": self.seed,
+            "n_resamples": self.n_resamples,
+            "confidence": self.confidence,
+            "metrics": [
+                {
+                    "metric": m.metric,
+                    "base": m.base.score,
+                    "tuned": m.tuned.score,
+                    "difference": m.difference,
+                    "low": m.interval.low,
+                    "high": m.interval.high,
+                    "significant": m.significant,
+                    "n_pairs": m.interval.n_pairs,
+                    "wins": m.wins,
+                    "losses": m.losses,
+                    "ties": m.ties,
+                }
+                for m in self.metrics
+            ],
+        }
+        if self.retention is not None:
+            out["retention"] = {
+                "tolerance": self.retention.tolerance,
+                "regressions": list(self.retention.regressions),
+                "regressed": self.retention.regressed,
+                "general": self.retention.comparison.to_json(),
+            }
+        return out
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        """Return ``{model id: {metric: score}}`` for both models (e.g. for a model registry)."""
+        return {
+            self.base_model: {m.metric: m.base.score for m in self.metrics},
+            self.tuned_model: {m.metric: m.tuned.score for m in self.metrics},
+        }
+
+
+def _key(prompt: Sequence[Message]) -> str:
+    return canonical_content(Example(messages=prompt)).decode()
+
+
+@attrs.define
+class _Recorder:
+    """Wraps a model for one comparison: asks each prompt once, remembers every answer."""
+
+    model: ChatModel
+    answers: dict[str, Message] = attrs.field(factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def complete(self, messages: Sequence[Message]) -> Message:
+        return self.complete_many([messages])[0]
+
+    def complete_many(self, prompts: Sequence[Sequence[Message]]) -> list[Message]:
+        keys = [_key(prompt) for prompt in prompts]
+        missing: dict[str, Prompt] = {}
+        for key, prompt in zip(keys, prompts, strict=True):
+            if key not in self.answers:
+                missing.setdefault(key, tuple(prompt))
+        if missing:
+            replies = generate(self.model, list(missing.values()))
+            self.answers.update(zip(missing, replies, strict=True))
+        return [self.answers[key] for key in keys]
+
+
+def _metric_name(evaluator: Evaluator, result: EvalResult) -> str:
+    return result.metric or step_name(evaluator)
+
+
+def _compare_metric(
+    evaluator: Evaluator,
+    base: EvalResult,
+    tuned: EvalResult,
+    *,
+    seed: int,
+    n_resamples: int,
+    confidence: float,
+) -> MetricComparison:
+    statistic = None
+    if isinstance(evaluator, CorpusEvaluator):
+        corpus = evaluator
+
+        def statistic(indices: Sequence[int]) -> float:
+            return corpus.aggregate(tuned, indices) - corpus.aggregate(base, indices)
+
+    interval = paired_bootstrap(
+        base.per_example,
+        tuned.per_example,
+        seed=seed,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        statistic=statistic,
+    )
+    pairs = [
+        (b, t)
+        for b, t in zip(base.per_example, tuned.per_example, strict=True)
+        if b is not None and t is not None
+    ]
+    return MetricComparison(
+        metric=_metric_name(evaluator, tuned),
+        base=base,
+        tuned=tuned,
+        interval=interval,
+        wins=sum(1 for b, t in pairs if t > b),
+        losses=sum(1 for b, t in pairs if t < b),
+        ties=sum(1 for b, t in pairs if t == b),
+    )
+
+
+def compare(
+    base: ChatModel,
+    tuned: ChatModel,
+    examples: Sequence[Example],
+    evaluators: Sequence[Evaluator],
+    *,
+    seed: int,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    general: Sequence[Example] | None = None,
+    tolerance: float = 0.0,
+) -> Comparison:
+    """Evaluate both models on the same examples and bound each metric's difference.
+
+    Each model answers each distinct prompt once, whatever the number of
+    evaluators; every evaluator then scores the same answers.  For each
+    metric a seeded paired bootstrap (see :func:`paired_bootstrap`) gives
+    the difference tuned - base with its interval; corpus metrics (BLEU,
+    chrF) are recomputed on each resample.
+
+    Args:
+        base: the model before fine-tuning.
+        tuned: the fine-tuned model.
+        examples: held-out task examples, each ending with its reference answer.
+        evaluators: the metrics; their names must differ.
+        seed: the bootstrap seed.
+        n_resamples: bootstrap resamples per metric.
+        confidence: the intervals' level.
+        general: a general held-out set for :func:`check_retention`, run with
+            the same evaluators, seed and settings.
+        tolerance: the drop allowed on the general set.
+
+    Returns:
+        The comparison.
+
+    Raises:
+        ConfigError: no evaluator, two metrics with one name, or an example
+            without a reference answer.
+    """
+    if not evaluators:
+        raise ConfigError("compare() needs at least one evaluator")
+    examples = tuple(examples)
+    recorders = _Recorder(base), _Recorder(tuned)
+    metrics: list[MetricComparison] = []
+    for evaluator in evaluators:
+        results = [evaluator.evaluate(recorder, examples) for recorder in recorders]
+        metrics.append(
+            _compare_metric(
+                evaluator, *results, seed=seed, n_resamples=n_resamples, confidence=confidence
+            )
+        )
+    names = [m.metric for m in metrics]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two evaluators report the same metric name: {names}; rename one")
+    samples = []
+    for index, example in enumerate(examples):
+        prompt, reference = split_reference(example, index)
+        outputs = [recorder.answers.get(_key(prompt)) for recorder in recorders]
+        samples.append(
+            SamplePair(
+                index=index,
+                example_id=example.id or f"#{index}",
+                prompt=prompt_text(prompt),
+                reference=reference,
+                base_output=None if outputs[0] is None else outputs[0].text,
+                tuned_output=None if outputs[1] is None else outputs[1].text,
+            )
+        )
+    retention = None
+    if general is not None:
+        retention = check_retention(
+            base,
+            tuned,
+            general,
+            evaluators,
+            seed=seed,
+            n_resamples=n_resamples,
+            confidence=confidence,
+            tolerance=tolerance,
+        )
+    return Comparison(
+        base_model=base.model_id,
+        tuned_model=tuned.model_id,
+        metrics=tuple(metrics),
+        samples=tuple(samples),
+        seed=seed,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        retention=retention,
+    )
+
+
+def check_retention(
+    base: ChatModel,
+    tuned: ChatModel,
+    general: Sequence[Example],
+    evaluators: Sequence[Evaluator],
+    *,
+    seed: int,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    tolerance: float = 0.0,
+) -> Retention:
+    """Check that fine-tuning did not cost general skills.
+
+    Compares both models on a general held-out set; a metric regressed when
+    the upper bound of its interval is below ``-tolerance`` (the tuned model
+    is worse by more than ``tolerance`` beyond what noise explains).
+
+    Args:
+        general: general held-out examples (not from the fine-tuning task).
+        tolerance: the drop allowed, in each metric's units (>= 0).
+        base, tuned, evaluators, seed, n_resamples, confidence: as for :func:`compare`.
+
+    Returns:
+        The check, with the metrics that regressed.
+
+    Raises:
+        ConfigError: ``tolerance`` is negative, or as :func:`compare`.
+    """
+    if tolerance < 0:
+        raise ConfigError(f"tolerance must be >= 0, not {tolerance}")
+    comparison = compare(
+        base,
+        tuned,
+        general,
+        evaluators,
+        seed=seed,
+        n_resamples=n_resamples,
+        confidence=confidence,
+    )
+    regressions = tuple(m.metric for m in comparison.metrics if m.interval.high < -tolerance)
+    return Retention(comparison=comparison, tolerance=tolerance, regressions=regressions)
