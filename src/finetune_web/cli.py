@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from finetune_web import __version__
+from finetune_web._cli_models import add_model_commands, run_chat, run_eval
 from finetune_web.config import load_config
 from finetune_web.errors import FinetuneWebError
 from finetune_web.formats import Estimate, ValidationReport, estimate_file, validate_file
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "estimate":
             sub.add_argument("--epochs", type=int, help="override the default epoch count")
 
+    add_model_commands(commands)
     commands.add_parser("plugins", help="list the components available by name")
     return parser
 
@@ -139,12 +141,15 @@ def _plugins(out: TextIO) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, *, out: TextIO | None = None, stdin: TextIO | None = None
+) -> int:
     """Run the command line; return the exit code.
 
     Args:
         argv: arguments without the program name (default: ``sys.argv[1:]``).
         out: where to print (default: standard output).
+        stdin: where ``chat`` reads from (default: standard input).
     """
     stream = out if out is not None else sys.stdout
     args = _parser().parse_args(argv)
@@ -155,6 +160,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return _estimate(args, stream)
         if args.command == "prepare":
             return _prepare(args, stream)
+        if args.command == "eval":
+            return run_eval(args, stream)
+        if args.command == "chat":
+            return run_chat(args, stdin if stdin is not None else sys.stdin, stream)
         return _plugins(stream)
     except FinetuneWebError as exc:
         sys.stderr.write(f"finetune-web: error: {exc}\n")

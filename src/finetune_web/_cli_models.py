@@ -1,0 +1,143 @@
+"""The ``eval`` and ``chat`` commands of ``finetune-web`` (models over an OpenAI-compatible API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from finetune_web.errors import ConfigError, ErrorContext
+from finetune_web.formats import read_chat_jsonl
+from finetune_web.interfaces import Evaluator
+from finetune_web.plugins import Family, Registry
+from finetune_web.records import Example, Message, Rejection
+
+__all__ = ["add_model_commands", "run_chat", "run_eval"]
+
+
+def add_model_commands(commands: Any) -> None:
+    """Add the ``eval`` and ``chat`` sub-commands to an argparse sub-parser group."""
+    evaluate = commands.add_parser(
+        "eval", help="score a model (against a baseline) on held-out data"
+    )
+    evaluate.add_argument("--model", required=True, help="the model to evaluate (e.g. ft:...)")
+    evaluate.add_argument("--baseline", help="the model to compare with (e.g. its base model)")
+    evaluate.add_argument("--data", required=True, help="chat JSONL or openai/evals JSONL")
+    evaluate.add_argument(
+        "--metric",
+        action="append",
+        required=True,
+        help="an evaluator name (repeat for several): exact_match, multiple_choice, bleu, ...",
+    )
+    evaluate.add_argument("--general", help="general held-out data for a retention check")
+    evaluate.add_argument("--out", default="eval-report", help="report directory")
+    evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    _add_endpoint_options(evaluate)
+
+    chat = commands.add_parser("chat", help="chat with a model (one reply per input line)")
+    chat.add_argument("--model", required=True, help="the model (e.g. a fine-tuned ft:... id)")
+    chat.add_argument("--system", help="a system message sent first")
+    _add_endpoint_options(chat)
+
+
+def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", help="an OpenAI-compatible API root (default: OpenAI)")
+    parser.add_argument("--cache-dir", help="cache replies on disk so re-runs cost nothing")
+
+
+def _chat_model(name: str, args: argparse.Namespace, *, progress: bool) -> Any:
+    from finetune_web.evaluation import OpenAIChatModel, StderrProgress
+
+    return OpenAIChatModel(
+        model=name,
+        base_url=args.base_url,
+        cache_dir=getattr(args, "cache_dir", None),
+        progress=StderrProgress(label=name) if progress else None,
+    )
+
+
+def read_eval_data(path: str) -> list[Example]:
+    """Read held-out examples: openai/evals JSONL (``input``/``ideal``) or chat JSONL.
+
+    Raises:
+        ConfigError: a line cannot be read (the message names file and line).
+    """
+    from finetune_web.evaluation import load_evals_jsonl
+
+    with Path(path).open("rb") as handle:
+        first = handle.readline()
+    if b'"ideal"' in first:
+        return load_evals_jsonl(path)
+    examples: list[Example] = []
+    for item in read_chat_jsonl(path):
+        if isinstance(item, Rejection):
+            raise ConfigError(item.message, ErrorContext(path=path, step="eval"))
+        examples.append(item)
+    return examples
+
+
+def _evaluators(names: Sequence[str]) -> list[Evaluator]:
+    registry = Registry.discover()
+    return [registry.create(Family.EVALUATORS, name, {}) for name in names]  # type: ignore[misc]
+
+
+def run_eval(args: argparse.Namespace, out: TextIO) -> int:
+    """Evaluate ``--model`` (and ``--baseline``) on ``--data``; write the report."""
+    from finetune_web.evaluation import compare, write_report
+
+    examples = read_eval_data(args.data)
+    evaluators = _evaluators(args.metric)
+    tuned = _chat_model(args.model, args, progress=True)
+    if args.baseline is None:
+        scores = {}
+        for evaluator in evaluators:
+            result = evaluator.evaluate(tuned, examples)
+            scores[result.metric] = result.score
+        data: dict[str, Any] = {"model": args.model, "examples": len(examples), "scores": scores}
+        out.write(json.dumps(data, indent=2) + "\n" if args.json else _scores_text(data))
+        return 0
+    general = read_eval_data(args.general) if args.general else None
+    comparison = compare(
+        _chat_model(args.baseline, args, progress=True),
+        tuned,
+        examples,
+        evaluators,
+        seed=args.seed,
+        general=general,
+    )
+    files = write_report(comparison, args.out)
+    summary = comparison.to_json()
+    if args.json:
+        out.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        out.write(f"report: {files.html} and {files.markdown}\n")
+        for metric in summary.get("metrics", []):
+            out.write(f"{json.dumps(metric)}\n")
+    return 0
+
+
+def _scores_text(data: dict[str, Any]) -> str:
+    lines = [f"{data['model']} on {data['examples']} examples:"]
+    lines += [f"  {metric}: {score:.4f}" for metric, score in data["scores"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_chat(args: argparse.Namespace, source: TextIO, out: TextIO) -> int:
+    """Read user lines from ``source`` and print the model's replies, keeping the conversation."""
+    model = _chat_model(args.model, args, progress=False)
+    messages: list[Message] = []
+    if args.system:
+        messages.append(Message(role="system", content=args.system))
+    for line in source:
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        messages.append(Message(role="user", content=text))
+        reply = model.complete(messages)
+        messages.append(reply)
+        out.write(f"{reply.text}\n")
+        out.flush()
+    return 0
