@@ -162,3 +162,15 @@ def test_every_step_accounts_for_every_record(
         assert later.records_in == earlier.records_out
     written = sum(o.records for o in report.outputs if o.name != "rejects.jsonl")
     assert written + report.rejected == len(rows)
+
+
+def test_worker_processes_give_identical_outputs(demo_products: Path, tmp_path: Path) -> None:
+    """Tokenizing in a worker process changes nothing in the files or the report figures."""
+    pipeline = _tutorial(demo_products)
+    local = pipeline.run(tmp_path / "local", models=("gpt-4o-mini", "gpt-3.5-turbo-0125"))
+    pooled = pipeline.run(
+        tmp_path / "pooled", models=("gpt-4o-mini", "gpt-3.5-turbo-0125"), token_workers=1
+    )
+    for name in ("train.jsonl", "rejects.jsonl", "report.json", "manifest.json"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "pooled" / name).read_bytes()
+    assert local.estimates == pooled.estimates

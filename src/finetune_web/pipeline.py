@@ -233,6 +233,7 @@ class Pipeline:
         *,
         models: tuple[str, ...] = ("gpt-4o-mini",),
         overwrite: bool = True,
+        token_workers: int = 0,
     ) -> RunReport:
         """Run the pipeline and write the dataset, rejects, report and manifest.
 
@@ -245,6 +246,9 @@ class Pipeline:
             output_dir: directory to write into (created if needed).
             models: models to validate against and estimate cost for.
             overwrite: replace files already there; otherwise refuse.
+            token_workers: tokenize in this many worker processes, overlapping
+                with reading, shaping and writing (worth it for large datasets on
+                a machine with spare cores; 0 tokenizes in this process).
 
         Returns:
             The run report (also written as ``report.json``).
@@ -252,4 +256,6 @@ class Pipeline:
         Raises:
             ConfigError: the directory holds a previous run and ``overwrite`` is false.
         """
-        return write_run(self, Path(output_dir), models=models, overwrite=overwrite)
+        return write_run(
+            self, Path(output_dir), models=models, overwrite=overwrite, token_workers=token_workers
+        )

@@ -48,8 +48,10 @@ from finetune_web.formats.models import (
 from finetune_web.formats.tokens import (
     OPENAI_SPECIAL_TOKENS,
     ExampleTokens,
+    PreparedBatch,
     TiktokenTokenizer,
     TokenCounter,
+    encoded_lengths,
     example_texts,
 )
 from finetune_web.formats.validate import (
@@ -76,6 +78,7 @@ __all__ = [
     "Issue",
     "JsonlWriter",
     "ModelSpec",
+    "PreparedBatch",
     "TiktokenTokenizer",
     "TokenCounter",
     "ValidationBuilder",
@@ -83,6 +86,7 @@ __all__ = [
     "WriteResult",
     "completion_from_json",
     "default_epochs",
+    "encoded_lengths",
     "estimate_examples",
     "estimate_file",
     "example_from_json",

@@ -35,8 +35,10 @@ from finetune_web.records import Example, Rejection
 __all__ = [
     "OPENAI_SPECIAL_TOKENS",
     "ExampleTokens",
+    "PreparedBatch",
     "TiktokenTokenizer",
     "TokenCounter",
+    "encoded_lengths",
     "example_texts",
 ]
 
@@ -151,6 +153,49 @@ def example_texts(example: Example) -> Iterator[str]:
         yield text
 
 
+def encoded_lengths(encoding_name: str, texts: Sequence[str]) -> list[int]:
+    """Return the token count of each text with the named encoding (special tokens as text).
+
+    A plain function of names and strings, so it can run in a worker process.
+    """
+    encoding = _load_encoding(encoding_name)
+    return [len(encoding.encode_ordinary(text)) for text in texts]
+
+
+@attrs.frozen(kw_only=True)
+class PreparedBatch:
+    """The texts of a batch of examples to encode, and how to add their counts up.
+
+    Attributes:
+        fixed: per example, the overhead tokens (message framing, reply priming).
+        owners: per text, ``2 * example number`` plus 1 when it is assistant output.
+        texts: the texts to encode, in order.
+        messages: per example, its number of messages.
+    """
+
+    fixed: tuple[int, ...]
+    owners: tuple[int, ...]
+    texts: tuple[str, ...]
+    messages: tuple[int, ...]
+
+    def finish(self, lengths: Sequence[int]) -> list[ExampleTokens]:
+        """Return each example's counts, given the token count of each text.
+
+        Raises:
+            ValueError: ``lengths`` does not match ``texts``.
+        """
+        totals = list(self.fixed)
+        assistant = [0] * len(totals)
+        for owner, count in zip(self.owners, lengths, strict=True):
+            totals[owner >> 1] += count
+            if owner & 1:
+                assistant[owner >> 1] += count
+        return [
+            ExampleTokens(total=total, assistant=mine, messages=n)
+            for total, mine, n in zip(totals, assistant, self.messages, strict=True)
+        ]
+
+
 @attrs.frozen(kw_only=True)
 class TokenCounter:
     """Counts the tokens of fine-tuning examples with one tiktoken encoding.
@@ -214,6 +259,15 @@ class TokenCounter:
         ``num_threads`` threads (tiktoken's ``encode_ordinary_batch``) when
         they are long enough for threads to pay off.
         """
+        batch = self.prepare(examples)
+        return batch.finish(self._lengths(list(batch.texts)))
+
+    def prepare(self, examples: Sequence[Example]) -> PreparedBatch:
+        """Gather the texts of a batch to encode, and the fixed overheads of each example.
+
+        Use it to encode elsewhere (e.g. in another process with
+        :func:`encoded_lengths`), then call :meth:`PreparedBatch.finish`.
+        """
         encoding = self.encoding
         chat = self.template == "chat"
         role_tokens = {role: len(encoding.encode_ordinary(role)) for role in ROLES}
@@ -233,15 +287,12 @@ class TokenCounter:
                 if text:
                     texts.append(text)
                     owners.append(2 * number + mine)
-        assistant = [0] * len(totals)
-        for owner, count in zip(owners, self._lengths(texts), strict=True):
-            totals[owner >> 1] += count
-            if owner & 1:
-                assistant[owner >> 1] += count
-        return [
-            ExampleTokens(total=total, assistant=mine, messages=len(example.messages))
-            for total, mine, example in zip(totals, assistant, examples, strict=True)
-        ]
+        return PreparedBatch(
+            fixed=tuple(totals),
+            owners=tuple(owners),
+            texts=tuple(texts),
+            messages=tuple(len(example.messages) for example in examples),
+        )
 
     def _lengths(self, texts: list[str]) -> list[int]:
         """Return the token count of each text, threaded when the texts are long enough.
