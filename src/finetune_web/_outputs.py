@@ -10,15 +10,14 @@ of the ``validate`` stage instead of a line of ``train.jsonl``.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from finetune_web._counting import BatchCounting
 from finetune_web._executor import LocalExecutor, RunSpec, StepCounter
 from finetune_web.errors import ConfigError, ErrorContext
 from finetune_web.formats import (
@@ -28,7 +27,6 @@ from finetune_web.formats import (
     ModelSpec,
     TokenCounter,
     ValidationBuilder,
-    encoded_lengths,
     example_to_json,
     preference_to_json,
     resolve_model,
@@ -119,8 +117,7 @@ def _batches(
         yield batch
 
 
-def _problem(example: Example, counter: TokenCounter) -> tuple[str, str] | None:
-    found = counter.find_special_tokens_in(example)
+def _problem(example: Example, found: tuple[str, ...]) -> tuple[str, str] | None:
     if found:
         return (
             "special_token",
@@ -155,51 +152,22 @@ class _FinalStage:
     ) -> None:
         """Count, check and write every batch, in order.
 
-        With ``token_workers`` > 0, batches are tokenized in that many worker
+        With ``token_workers`` > 0, batches are tokenized in that many helper
         processes while this process reads and shapes the next batches and
         writes the finished ones; results are identical, only faster on a
         machine with spare cores.
         """
-        if token_workers <= 0:
+        window = max(0, token_workers)
+        with BatchCounting(self.counters.values(), helpers=window) as counting:
+            pending: deque[tuple[list[Example | Preference], list[Example]]] = deque()
             for batch in batches:
                 examples = [_as_example(record) for record in batch]
-                counts: dict[str, list[ExampleTokens]] = {
-                    encoding: counter.count_examples(examples)
-                    for encoding, counter in self.counters.items()
-                }
-                self._write(batch, examples, counts, writers, reject)
-            return
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=token_workers, mp_context=context) as pool:
-            pending: deque[tuple[list[Example | Preference], list[Example], dict[str, Any]]]
-            pending = deque()
-            for batch in batches:
-                examples = [_as_example(record) for record in batch]
-                jobs: dict[str, Any] = {}
-                for encoding, counter in self.counters.items():
-                    prepared = counter.prepare(examples)
-                    jobs[encoding] = (
-                        prepared,
-                        pool.submit(encoded_lengths, encoding, prepared.texts),
-                    )
-                pending.append((batch, examples, jobs))
-                if len(pending) > token_workers:
-                    self._finish(pending.popleft(), writers, reject)
+                counting.submit(examples)
+                pending.append((batch, examples))
+                if len(pending) > window:
+                    self._write(*pending.popleft(), counting.result(), writers, reject)
             while pending:
-                self._finish(pending.popleft(), writers, reject)
-
-    def _finish(
-        self,
-        item: tuple[list[Example | Preference], list[Example], dict[str, Any]],
-        writers: dict[Split, JsonlWriter],
-        reject: Any,
-    ) -> None:
-        batch, examples, jobs = item
-        counts = {
-            encoding: prepared.finish(future.result())
-            for encoding, (prepared, future) in jobs.items()
-        }
-        self._write(batch, examples, counts, writers, reject)
+                self._write(*pending.popleft(), counting.result(), writers, reject)
 
     def _write(
         self,
@@ -211,7 +179,8 @@ class _FinalStage:
     ) -> None:
         for position, (record, example) in enumerate(zip(batch, examples, strict=True)):
             self.counter.records_in += 1
-            problem = _problem(example, self.primary)
+            found = self.primary.find_special_tokens_in(example)
+            problem = _problem(example, found)
             if problem is not None:
                 reason, message = problem
                 where = example.location.describe() if example.location else record.id
@@ -236,7 +205,7 @@ class _FinalStage:
             self.counter.records_out += 1
             if side is Split.TRAIN:
                 tokens = counts[self.specs[0].encoding][position]
-                self.validation.add(example, tokens, line=line)
+                self.validation.add(example, tokens, line=line, special_tokens=found)
                 for builder in self.estimates:
                     builder.add(counts[builder.spec.encoding][position])
 

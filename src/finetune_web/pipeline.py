@@ -246,9 +246,10 @@ class Pipeline:
             output_dir: directory to write into (created if needed).
             models: models to validate against and estimate cost for.
             overwrite: replace files already there; otherwise refuse.
-            token_workers: tokenize in this many worker processes, overlapping
-                with reading, shaping and writing (worth it for large datasets on
-                a machine with spare cores; 0 tokenizes in this process).
+            token_workers: tokenize in this many helper processes, overlapping
+                with reading, shaping and writing (same results, sooner on a machine
+                with spare cores: worth it for large datasets); 0, the default,
+                tokenizes in this process.
 
         Returns:
             The run report (also written as ``report.json``).

@@ -51,7 +51,6 @@ from finetune_web.formats.tokens import (
     PreparedBatch,
     TiktokenTokenizer,
     TokenCounter,
-    encoded_lengths,
     example_texts,
 )
 from finetune_web.formats.validate import (
@@ -86,7 +85,6 @@ __all__ = [
     "WriteResult",
     "completion_from_json",
     "default_epochs",
-    "encoded_lengths",
     "estimate_examples",
     "estimate_file",
     "example_from_json",

@@ -41,6 +41,10 @@ T = TypeVar("T")
 Parser = Callable[[Any, Location, str], T]
 
 _SEPARATORS = (", ", ": ")
+#: One encoder for every line (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=_SEPARATORS)
+#: A JsonlWriter's buffer: few, large writes (a line is often a few KB).
+_WRITE_BUFFER = 1 << 20
 
 
 @attrs.frozen(kw_only=True)
@@ -158,7 +162,7 @@ def dump_line(obj: JSONObject) -> bytes:
     written with ``\\u`` escapes instead, which reads back to the same value.
     """
     try:
-        return (json.dumps(obj, ensure_ascii=False, separators=_SEPARATORS) + "\n").encode("utf-8")
+        return (_ENCODER.encode(obj) + "\n").encode("utf-8")
     except UnicodeEncodeError:
         return (json.dumps(obj, ensure_ascii=True, separators=_SEPARATORS) + "\n").encode("ascii")
 
@@ -190,7 +194,7 @@ class JsonlWriter:
         self._handle: BinaryIO | None = None
 
     def __enter__(self) -> JsonlWriter:
-        self._handle = self._temporary.open("xb")
+        self._handle = self._temporary.open("xb", buffering=_WRITE_BUFFER)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:

@@ -38,7 +38,6 @@ __all__ = [
     "PreparedBatch",
     "TiktokenTokenizer",
     "TokenCounter",
-    "encoded_lengths",
     "example_texts",
 ]
 
@@ -153,15 +152,6 @@ def example_texts(example: Example) -> Iterator[str]:
         yield text
 
 
-def encoded_lengths(encoding_name: str, texts: Sequence[str]) -> list[int]:
-    """Return the token count of each text with the named encoding (special tokens as text).
-
-    A plain function of names and strings, so it can run in a worker process.
-    """
-    encoding = _load_encoding(encoding_name)
-    return [len(encoding.encode_ordinary(text)) for text in texts]
-
-
 @attrs.frozen(kw_only=True)
 class PreparedBatch:
     """The texts of a batch of examples to encode, and how to add their counts up.
@@ -265,8 +255,8 @@ class TokenCounter:
     def prepare(self, examples: Sequence[Example]) -> PreparedBatch:
         """Gather the texts of a batch to encode, and the fixed overheads of each example.
 
-        Use it to encode elsewhere (e.g. in another process with
-        :func:`encoded_lengths`), then call :meth:`PreparedBatch.finish`.
+        Use it to encode elsewhere (e.g. in another process), then call
+        :meth:`PreparedBatch.finish` with the token count of each text.
         """
         encoding = self.encoding
         chat = self.template == "chat"
@@ -357,6 +347,7 @@ class TokenCounter:
     def find_special_tokens_in(self, example: Example) -> tuple[str, ...]:
         """Return the special-token strings found in any text of ``example``, sorted."""
         found: set[str] = set()
-        for text in example_texts(example):
-            found.update(self.find_special_tokens(text))
+        for text, _ in _texts(example):
+            if "<|" in text:
+                found.update(self.find_special_tokens(text))
         return tuple(sorted(found))

@@ -217,7 +217,14 @@ class ValidationBuilder:
             _located(rejection.reason, rejection.message, rejection.location, self.path)
         )
 
-    def add(self, example: Example, tokens: ExampleTokens, *, line: int | None = None) -> None:
+    def add(
+        self,
+        example: Example,
+        tokens: ExampleTokens,
+        *,
+        line: int | None = None,
+        special_tokens: tuple[str, ...] | None = None,
+    ) -> None:
         """Check one example, given its token counts.
 
         Args:
@@ -225,13 +232,19 @@ class ValidationBuilder:
             tokens: its counts (from this model's :class:`TokenCounter`).
             line: its line in :attr:`path`, when that differs from ``example.location``
                 (e.g. the example is being written to a new file).
+            special_tokens: the special tokens this model's counter already found in
+                the example, when the caller has looked; ``None`` to look here.
         """
         index = self._examples
         self._examples += 1
         location = example.location
         if line is not None and self.path is not None:
             location = Location(origin=self.path, line=line, index=index)
-        found = self._counter.find_special_tokens_in(example)
+        found = (
+            self._counter.find_special_tokens_in(example)
+            if special_tokens is None
+            else special_tokens
+        )
         if found:
             message = (
                 f"contains special token(s) {', '.join(found)}: OpenAI fails the job after "
