@@ -149,3 +149,35 @@ def test_chat_keeps_the_conversation(server: tuple[str, list[dict[str, Any]]]) -
     assert code == 0
     assert out.getvalue() == "hello\ngoodbye\n"
     assert [m["role"] for m in requests[-1]["messages"]] == ["system", "user", "assistant", "user"]
+
+
+def test_eval_adds_scores_to_the_model_registry(
+    server: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """With --registry, the evaluated model's scores land in its registry entry."""
+    from finetune_web import FineTunedModel
+    from finetune_web.registry import ModelRegistry
+
+    url, _ = server
+    registry = ModelRegistry(tmp_path / "models.db")
+    registry.register(FineTunedModel(model_id="tuned", base_model="base", backend="openai"))
+    argv = [
+        "eval",
+        "--model",
+        "tuned",
+        "--baseline",
+        "base",
+        "--data",
+        str(_data(tmp_path)),
+        "--metric",
+        "exact_match",
+        "--out",
+        str(tmp_path / "report"),
+        "--base-url",
+        url,
+        "--registry",
+        str(tmp_path / "models.db"),
+    ]
+    assert main(argv, out=io.StringIO()) == 0
+    entry = registry.get("tuned")
+    assert {score.metric: score.score for score in entry.scores} == {"exact_match": 1.0}

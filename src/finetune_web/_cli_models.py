@@ -35,6 +35,9 @@ def add_model_commands(commands: Any) -> None:
     evaluate.add_argument("--out", default="eval-report", help="report directory")
     evaluate.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument(
+        "--registry", help="a model registry file: scores are added to the models registered there"
+    )
     _add_endpoint_options(evaluate)
 
     chat = commands.add_parser("chat", help="chat with a model (one reply per input line)")
@@ -97,6 +100,7 @@ def run_eval(args: argparse.Namespace, out: TextIO) -> int:
             result = evaluator.evaluate(tuned, examples)
             scores[result.metric] = result.score
         data: dict[str, Any] = {"model": args.model, "examples": len(examples), "scores": scores}
+        _record_scores(args.registry, {args.model: scores})
         out.write(json.dumps(data, indent=2) + "\n" if args.json else _scores_text(data))
         return 0
     general = read_eval_data(args.general) if args.general else None
@@ -109,6 +113,7 @@ def run_eval(args: argparse.Namespace, out: TextIO) -> int:
         general=general,
     )
     files = write_report(comparison, args.out)
+    _record_scores(args.registry, comparison.scores())
     summary = comparison.to_json()
     if args.json:
         out.write(json.dumps(summary, indent=2) + "\n")
@@ -117,6 +122,20 @@ def run_eval(args: argparse.Namespace, out: TextIO) -> int:
         for metric in summary.get("metrics", []):
             out.write(f"{json.dumps(metric)}\n")
     return 0
+
+
+def _record_scores(path: str | None, scores: dict[str, dict[str, float]]) -> None:
+    """Add each model's scores to its registry entry; models not registered are skipped."""
+    if path is None:
+        return
+    from finetune_web.registry import ModelNotFoundError, ModelRegistry
+
+    registry = ModelRegistry(path)
+    for model_id, figures in scores.items():
+        try:
+            registry.add_scores(model_id, figures)
+        except ModelNotFoundError:
+            continue
 
 
 def _scores_text(data: dict[str, Any]) -> str:
