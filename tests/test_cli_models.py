@@ -77,6 +77,14 @@ def _data(tmp_path: Path) -> Path:
     return path
 
 
+def _compare_argv(tmp_path: Path, url: str) -> list[str]:
+    """The eval command line comparing "tuned" with "base" on exact match."""
+    data, report = str(_data(tmp_path)), str(tmp_path / "report")
+    options = {"--model": "tuned", "--baseline": "base", "--data": data, "--metric": "exact_match"}
+    options |= {"--out": report, "--base-url": url}
+    return ["eval", *(part for pair in options.items() for part in pair)]
+
+
 def test_eval_compares_a_model_with_its_baseline(
     server: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
@@ -84,22 +92,7 @@ def test_eval_compares_a_model_with_its_baseline(
     url, requests = server
     out = io.StringIO()
     code = main(
-        [
-            "eval",
-            "--model",
-            "tuned",
-            "--baseline",
-            "base",
-            "--data",
-            str(_data(tmp_path)),
-            "--metric",
-            "exact_match",
-            "--out",
-            str(tmp_path / "report"),
-            "--base-url",
-            url,
-            "--json",
-        ],
+        [*_compare_argv(tmp_path, url), "--json"],
         out=out,
     )
     assert code == 0
@@ -161,23 +154,7 @@ def test_eval_adds_scores_to_the_model_registry(
     url, _ = server
     registry = ModelRegistry(tmp_path / "models.db")
     registry.register(FineTunedModel(model_id="tuned", base_model="base", backend="openai"))
-    argv = [
-        "eval",
-        "--model",
-        "tuned",
-        "--baseline",
-        "base",
-        "--data",
-        str(_data(tmp_path)),
-        "--metric",
-        "exact_match",
-        "--out",
-        str(tmp_path / "report"),
-        "--base-url",
-        url,
-        "--registry",
-        str(tmp_path / "models.db"),
-    ]
+    argv = [*_compare_argv(tmp_path, url), "--registry", str(tmp_path / "models.db")]
     assert main(argv, out=io.StringIO()) == 0
     entry = registry.get("tuned")
     assert {score.metric: score.score for score in entry.scores} == {"exact_match": 1.0}

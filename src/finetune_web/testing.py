@@ -44,6 +44,7 @@ __all__ = [
     "check_packer",
     "check_source",
     "check_transformer",
+    "run_step",
 ]
 
 _RECORD_TYPES = (Document, Example, Preference)
@@ -87,6 +88,24 @@ class ScriptedChatModel:
         if self.default is None:
             raise KeyError(f"no scripted answer for {prompt[:80]!r}")
         return Message(role="assistant", content=self.default)
+
+
+def run_step(
+    step: Transformer, records: Iterable[Record]
+) -> tuple[list[Record | Rejection], dict[str, float]]:
+    """Run a step on ``records``; return its outputs and its step metrics, summed by name.
+
+    Step metrics are added up whatever their mode, which is what a test of
+    counts wants (a pipeline run keeps the last value of ``LAST`` metrics).
+    """
+    outputs: list[Record | Rejection] = []
+    metrics: dict[str, float] = {}
+    for item in step.transform(records):
+        if isinstance(item, StepMetric):
+            metrics[item.name] = metrics.get(item.name, 0) + item.value
+        else:
+            outputs.append(item)
+    return outputs, metrics
 
 
 def _require(condition: bool, message: str) -> None:

@@ -24,7 +24,7 @@ from finetune_web.records import (
     StepMetric,
     ToolCall,
 )
-from finetune_web.testing import check_transformer
+from finetune_web.testing import check_transformer, run_step
 from finetune_web.transforms.clean import (
     CLEAN_METRICS,
     CleanText,
@@ -42,14 +42,7 @@ def _doc(text: str | None, **kwargs: object) -> Document:
 def _run(
     step: CleanText, records: list[Record]
 ) -> tuple[list[Record | Rejection], dict[str, float]]:
-    outputs: list[Record | Rejection] = []
-    metrics: dict[str, float] = {}
-    for item in step.transform(records):
-        if isinstance(item, StepMetric):
-            metrics[item.name] = metrics.get(item.name, 0) + item.value
-        else:
-            outputs.append(item)
-    return outputs, metrics
+    return run_step(step, records)
 
 
 def _example(*contents: tuple[Role, str | None]) -> Example:

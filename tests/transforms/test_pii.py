@@ -19,7 +19,7 @@ from finetune_web.records import (
     Rejection,
     StepMetric,
 )
-from finetune_web.testing import check_transformer
+from finetune_web.testing import check_transformer, run_step
 from finetune_web.transforms.pii import (
     DEFAULT_PLACEHOLDERS,
     PII_KINDS,
@@ -35,14 +35,7 @@ REDACT = RedactPII()
 def _run(
     step: RedactPII, records: list[Record]
 ) -> tuple[list[Record | Rejection], dict[str, float]]:
-    outputs: list[Record | Rejection] = []
-    metrics: dict[str, float] = {}
-    for item in step.transform(records):
-        if isinstance(item, StepMetric):
-            metrics[item.name] = metrics.get(item.name, 0) + item.value
-        else:
-            outputs.append(item)
-    return outputs, metrics
+    return run_step(step, records)
 
 
 @pytest.mark.parametrize(
