@@ -25,8 +25,10 @@ $(VENV)/.base: pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
+# The tests cover every extra: torch first (the CPU wheel), then the rest.
 $(VENV)/.dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -e '.[dev,local,web]'
 	touch $@
 
 # The local training extra: torch first (the CPU wheel), then the rest with a range it satisfies.

@@ -65,6 +65,7 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "jsonl": "finetune_web.sources:JsonlSource",
     },
     Family.TRANSFORMS: {
+        "article_qa": "finetune_web.transforms.article_qa:ArticleToQA",
         "clean": "finetune_web.transforms.clean:CleanText",
         "exact_dedup": "finetune_web.transforms.dedup:ExactDedup",
         "keep_if": "finetune_web.transforms.adapters:KeepIf",
@@ -72,6 +73,8 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "map": "finetune_web.transforms.adapters:MapRecords",
         "mix": "finetune_web.transforms.mix:MixWith",
         "near_dedup": "finetune_web.transforms.near_dedup:NearDedup",
+        "passage_examples": "finetune_web.transforms.passages:PassageToExamples",
+        "product_description": "finetune_web.transforms.product:ProductToDescription",
         "quality": "finetune_web.transforms.quality:QualityFilter",
         "redact_pii": "finetune_web.transforms.pii:RedactPII",
         "split": "finetune_web.transforms.split:HashSplit",
