@@ -58,6 +58,7 @@ _PROTOCOLS: dict[Family, type] = {
 
 _BUILTINS: dict[Family, dict[str, str]] = {
     Family.SOURCES: {
+        "brightdata": "finetune_web.sources:BrightDataSource",
         "chat_jsonl": "finetune_web.sources.datasets:ChatJsonlSource",
         "csv": "finetune_web.sources:CsvSource",
         "dpo_jsonl": "finetune_web.sources.datasets:DpoJsonlSource",

@@ -11,14 +11,22 @@ records and :class:`~finetune_web.records.Rejection` records.
   datasets, read back as examples.
 """
 
+from finetune_web.sources.brightdata import (
+    BRIGHTDATA_BASE_URL,
+    BRIGHTDATA_TOKEN_ENV,
+    BrightDataSource,
+)
 from finetune_web.sources.csv import CsvSource
 from finetune_web.sources.datasets import ChatJsonlSource, DpoJsonlSource
 from finetune_web.sources.files import DEFAULT_ERROR_KEY, JsonlSource
 from finetune_web.sources.json import JSON_LINES_SUFFIXES, JsonLayout, JsonSource
 
 __all__ = [
+    "BRIGHTDATA_BASE_URL",
+    "BRIGHTDATA_TOKEN_ENV",
     "DEFAULT_ERROR_KEY",
     "JSON_LINES_SUFFIXES",
+    "BrightDataSource",
     "ChatJsonlSource",
     "CsvSource",
     "DpoJsonlSource",
