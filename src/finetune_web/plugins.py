@@ -64,6 +64,7 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "dpo_jsonl": "finetune_web.sources.datasets:DpoJsonlSource",
         "json": "finetune_web.sources:JsonSource",
         "jsonl": "finetune_web.sources:JsonlSource",
+        "transcripts": "finetune_web.sources:TranscriptSource",
     },
     Family.TRANSFORMS: {
         "article_qa": "finetune_web.transforms.article_qa:ArticleToQA",

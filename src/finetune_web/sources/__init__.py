@@ -20,17 +20,27 @@ from finetune_web.sources.csv import CsvSource
 from finetune_web.sources.datasets import ChatJsonlSource, DpoJsonlSource
 from finetune_web.sources.files import DEFAULT_ERROR_KEY, JsonlSource
 from finetune_web.sources.json import JSON_LINES_SUFFIXES, JsonLayout, JsonSource
+from finetune_web.sources.transcripts import (
+    DEFAULT_CAPTION_SUFFIXES,
+    Cue,
+    TranscriptSource,
+    parse_transcript,
+)
 
 __all__ = [
     "BRIGHTDATA_BASE_URL",
     "BRIGHTDATA_TOKEN_ENV",
+    "DEFAULT_CAPTION_SUFFIXES",
     "DEFAULT_ERROR_KEY",
     "JSON_LINES_SUFFIXES",
     "BrightDataSource",
     "ChatJsonlSource",
     "CsvSource",
+    "Cue",
     "DpoJsonlSource",
     "JsonLayout",
     "JsonSource",
     "JsonlSource",
+    "TranscriptSource",
+    "parse_transcript",
 ]
