@@ -70,6 +70,7 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "article_qa": "finetune_web.transforms.article_qa:ArticleToQA",
         "clean": "finetune_web.transforms.clean:CleanText",
         "exact_dedup": "finetune_web.transforms.dedup:ExactDedup",
+        "extract": "finetune_web.transforms.extract:ExtractMainText",
         "keep_if": "finetune_web.transforms.adapters:KeepIf",
         "language": "finetune_web.transforms.language:LanguageFilter",
         "map": "finetune_web.transforms.adapters:MapRecords",

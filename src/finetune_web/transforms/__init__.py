@@ -4,6 +4,7 @@ from finetune_web.transforms.adapters import KeepIf, MapRecords, keep_if, map_re
 from finetune_web.transforms.article_qa import ArticleSection, ArticleToQA, article_sections
 from finetune_web.transforms.clean import CleanText
 from finetune_web.transforms.dedup import ExactDedup, normalize_for_dedup
+from finetune_web.transforms.extract import EXTRACT_REASONS, ExtractMainText
 from finetune_web.transforms.language import LanguageFilter
 from finetune_web.transforms.mix import MixBy, MixWith, record_tokens
 from finetune_web.transforms.near_dedup import NearDedup, candidate_probability, choose_bands
@@ -16,10 +17,12 @@ from finetune_web.transforms.template import TemplateTransformer, lookup_field
 from finetune_web.transforms.truncate import TruncateToTokens, utf8_prefix
 
 __all__ = [
+    "EXTRACT_REASONS",
     "ArticleSection",
     "ArticleToQA",
     "CleanText",
     "ExactDedup",
+    "ExtractMainText",
     "HashSplit",
     "KeepIf",
     "LanguageFilter",
