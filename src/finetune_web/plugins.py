@@ -62,6 +62,8 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "chat_jsonl": "finetune_web.sources.datasets:ChatJsonlSource",
         "csv": "finetune_web.sources:CsvSource",
         "dpo_jsonl": "finetune_web.sources.datasets:DpoJsonlSource",
+        "html_files": "finetune_web.sources:HtmlFileSource",
+        "http": "finetune_web.sources:HttpSource",
         "json": "finetune_web.sources:JsonSource",
         "jsonl": "finetune_web.sources:JsonlSource",
         "transcripts": "finetune_web.sources:TranscriptSource",
@@ -96,8 +98,12 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "exact_match": "finetune_web.evaluation:ExactMatchEvaluator",
         "exact_match_normalized": "finetune_web.evaluation:ExactMatchEvaluator.normalized",
         "judge": "finetune_web.evaluation:JudgeEvaluator",
+        "loglik_acc": "finetune_web.evaluation:LogLikelihoodChoiceEvaluator",
+        "loglik_acc_norm": "finetune_web.evaluation:LogLikelihoodChoiceEvaluator.normalized",
         "multiple_choice": "finetune_web.evaluation:MultipleChoiceEvaluator",
         "rouge": "finetune_web.evaluation:RougeEvaluator",
+        "token_accuracy": "finetune_web.evaluation:TokenLossEvaluator.accuracy",
+        "token_loss": "finetune_web.evaluation:TokenLossEvaluator",
     },
 }
 

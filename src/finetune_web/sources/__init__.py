@@ -19,6 +19,8 @@ from finetune_web.sources.brightdata import (
 from finetune_web.sources.csv import CsvSource
 from finetune_web.sources.datasets import ChatJsonlSource, DpoJsonlSource
 from finetune_web.sources.files import DEFAULT_ERROR_KEY, JsonlSource
+from finetune_web.sources.html_files import DEFAULT_HTML_SUFFIXES, HtmlFileSource
+from finetune_web.sources.http import FetchStats, HttpSource
 from finetune_web.sources.json import JSON_LINES_SUFFIXES, JsonLayout, JsonSource
 from finetune_web.sources.transcripts import (
     DEFAULT_CAPTION_SUFFIXES,
@@ -32,12 +34,16 @@ __all__ = [
     "BRIGHTDATA_TOKEN_ENV",
     "DEFAULT_CAPTION_SUFFIXES",
     "DEFAULT_ERROR_KEY",
+    "DEFAULT_HTML_SUFFIXES",
     "JSON_LINES_SUFFIXES",
     "BrightDataSource",
     "ChatJsonlSource",
     "CsvSource",
     "Cue",
     "DpoJsonlSource",
+    "FetchStats",
+    "HtmlFileSource",
+    "HttpSource",
     "JsonLayout",
     "JsonSource",
     "JsonlSource",
