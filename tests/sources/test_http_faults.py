@@ -11,8 +11,8 @@ import httpx
 import pytest
 import respx
 
+from finetune_web._retry_after import retry_after_seconds
 from finetune_web.records import Document, Rejection
-from finetune_web.sources._http_send import retry_after_seconds
 from finetune_web.sources.http import FetchStats, HttpSource
 
 PAGE = "<html><head><title>T</title></head><body><p>Hello</p></body></html>"

@@ -11,10 +11,7 @@ instead of blindly sending the request again.
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,6 +19,7 @@ import attrs
 import openai
 import tenacity
 
+from finetune_web._retry_after import retry_after_seconds as _header_wait
 from finetune_web.backends._openai_errors import (
     NEVER_RETRY_CODES,
     error_code,
@@ -67,7 +65,7 @@ def is_ambiguous(exc: BaseException) -> bool:
 
 
 def retry_after_seconds(exc: BaseException, now: float | None = None) -> float | None:
-    """Return the wait a response asked for (``retry-after-ms`` or ``retry-after``), if any.
+    """Return the wait a failed request's response asked for, if any.
 
     Args:
         exc: the failed request's exception.
@@ -75,21 +73,7 @@ def retry_after_seconds(exc: BaseException, now: float | None = None) -> float |
     """
     if not isinstance(exc, openai.APIStatusError):
         return None
-    headers = exc.response.headers
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if name == "retry-after" else None
-            if parsed is None:
-                continue
-            seconds = parsed.timestamp() - (time.time() if now is None else now)
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
-    return None
+    return _header_wait(exc.response.headers, now)
 
 
 @attrs.frozen(kw_only=True)

@@ -28,6 +28,7 @@ import httpx
 import openai
 import tenacity
 
+from finetune_web._retry_after import retry_after_seconds
 from finetune_web.errors import ChatModelError, ConfigError
 from finetune_web.evaluation._cache import ResponseCache, request_key
 from finetune_web.formats import message_to_json
@@ -101,14 +102,9 @@ class ChatRetry:
     def seconds(self, attempt: int, error: BaseException | None) -> float:
         """Return the wait after failed attempt ``attempt`` (1-based)."""
         if isinstance(error, openai.APIStatusError):
-            headers = error.response.headers
-            for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-                try:
-                    asked = float(headers.get(name, "")) * scale
-                except ValueError:
-                    continue
-                if asked >= 0:
-                    return min(asked, self.max_retry_after)
+            asked = retry_after_seconds(error.response.headers)
+            if asked is not None:
+                return min(asked, self.max_retry_after)
         return float(min(self.initial_wait * 2 ** (attempt - 1), self.max_wait))
 
 

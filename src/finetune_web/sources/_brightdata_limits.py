@@ -11,12 +11,11 @@ within 5 minutes, well before the block.
 from __future__ import annotations
 
 import collections
-import email.utils
-import math
-import time
 from collections.abc import Callable
 
 import httpx
+
+from finetune_web._retry_after import retry_after_seconds
 
 __all__ = [
     "BACKOFF",
@@ -75,15 +74,4 @@ class RateGuard:
 
 def retry_after(response: httpx.Response, now: float | None = None) -> float | None:
     """Return the seconds a ``Retry-After`` header asks for (a number or an HTTP date), if any."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = parsed.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    return retry_after_seconds(response.headers, now)

@@ -11,9 +11,7 @@ response with a validator turns the request into a conditional GET, and a
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
 import time
 from collections.abc import Callable
 
@@ -21,13 +19,14 @@ import attrs
 import httpx
 import tenacity
 
+from finetune_web._retry_after import retry_after_seconds
 from finetune_web.sources._http_cache import CacheEntry, PageCache
 from finetune_web.sources._http_errors import FetchFailure
 from finetune_web.sources._http_hosts import HostGate
 from finetune_web.sources._http_page import Reply
 from finetune_web.sources._http_stats import StatsCounter
 
-__all__ = ["REDIRECT_STATUSES", "FetchPolicy", "Sender", "retry_after_seconds"]
+__all__ = ["REDIRECT_STATUSES", "FetchPolicy", "Sender"]
 
 log = logging.getLogger("finetune_web.sources.http")
 
@@ -52,22 +51,6 @@ class FetchPolicy:
     max_fetch_seconds: float
     content_types: tuple[str, ...]
     encoding: str | None
-
-
-def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float | None:
-    """Return the wait a ``Retry-After`` header asks for (seconds or an HTTP date), if any."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = parsed.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _failure_for(exc: httpx.HTTPError, status: int | None, timeout: float) -> FetchFailure:
