@@ -1,4 +1,9 @@
-"""The ``eval`` and ``chat`` commands of ``finetune-web`` (models over an OpenAI-compatible API)."""
+"""The ``eval`` and ``chat`` commands of ``finetune-web``.
+
+A model is reached over an OpenAI-compatible API, or run locally with
+transformers when it is named ``local:<id or directory>`` or is an existing
+directory (a PEFT adapter directory brings its base model along).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from finetune_web.interfaces import Evaluator
 from finetune_web.plugins import Family, Registry
 from finetune_web.records import Example, Message, Rejection
 
-__all__ = ["add_model_commands", "run_chat", "run_eval"]
+__all__ = ["LOCAL_PREFIX", "add_model_commands", "local_model_name", "run_chat", "run_eval"]
 
 
 def add_model_commands(commands: Any) -> None:
@@ -22,14 +27,21 @@ def add_model_commands(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval", help="score a model (against a baseline) on held-out data"
     )
-    evaluate.add_argument("--model", required=True, help="the model to evaluate (e.g. ft:...)")
-    evaluate.add_argument("--baseline", help="the model to compare with (e.g. its base model)")
+    evaluate.add_argument(
+        "--model",
+        required=True,
+        help="the model to evaluate (ft:..., or local:DIR for a local one)",
+    )
+    evaluate.add_argument(
+        "--baseline", help="the model to compare with (e.g. its base model, local:DIR)"
+    )
     evaluate.add_argument("--data", required=True, help="chat JSONL or openai/evals JSONL")
     evaluate.add_argument(
         "--metric",
         action="append",
         required=True,
-        help="an evaluator name (repeat for several): exact_match, multiple_choice, bleu, ...",
+        help="evaluator names, comma-separated or repeated: exact_match, multiple_choice, "
+        "bleu, ... (local models also: loglik_acc, loglik_acc_norm, token_loss, token_accuracy)",
     )
     evaluate.add_argument("--general", help="general held-out data for a retention check")
     evaluate.add_argument("--out", default="eval-report", help="report directory")
@@ -39,11 +51,15 @@ def add_model_commands(commands: Any) -> None:
         "--registry", help="a model registry file: scores are added to the models registered there"
     )
     _add_endpoint_options(evaluate)
+    _add_local_options(evaluate)
 
     chat = commands.add_parser("chat", help="chat with a model (one reply per input line)")
-    chat.add_argument("--model", required=True, help="the model (e.g. a fine-tuned ft:... id)")
+    chat.add_argument(
+        "--model", required=True, help="the model (a fine-tuned ft:... id, or local:DIR)"
+    )
     chat.add_argument("--system", help="a system message sent first")
     _add_endpoint_options(chat)
+    _add_local_options(chat)
 
 
 def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +67,46 @@ def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache replies on disk so re-runs cost nothing")
 
 
-def _chat_model(name: str, args: argparse.Namespace, *, progress: bool) -> Any:
+def _add_local_options(parser: argparse.ArgumentParser) -> None:
+    local = parser.add_argument_group("local models (--model local:DIR)")
+    local.add_argument("--adapter", help="a PEFT adapter directory to load on top of --model")
+    local.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
+    local.add_argument(
+        "--max-new-tokens", type=int, default=256, help="the longest reply in tokens (256)"
+    )
+
+
+#: The prefix naming a model run locally with transformers.
+LOCAL_PREFIX = "local:"
+
+
+def local_model_name(name: str) -> str | None:
+    """Return the id or directory of a local model spec, or ``None`` for an API model.
+
+    ``local:<id or directory>`` is local, and so is an existing directory.
+    """
+    if name.startswith(LOCAL_PREFIX):
+        return name[len(LOCAL_PREFIX) :]
+    return name if Path(name).is_dir() else None
+
+
+def _chat_model(
+    name: str, args: argparse.Namespace, *, progress: bool, adapter: str | None = None
+) -> Any:
+    local = local_model_name(name)
+    if local is not None:
+        from finetune_web.backends.local.chat import LocalChatModel
+
+        return LocalChatModel(
+            model=local,
+            adapter=adapter,
+            device=args.device,
+            max_new_tokens=args.max_new_tokens,
+        )
+    if adapter is not None:
+        raise ConfigError(
+            f"--adapter needs a local model; name it local:<directory or id>, not {name!r}"
+        )
     from finetune_web.evaluation import OpenAIChatModel, StderrProgress
 
     return OpenAIChatModel(
@@ -84,7 +139,8 @@ def read_eval_data(path: str) -> list[Example]:
 
 def _evaluators(names: Sequence[str]) -> list[Evaluator]:
     registry = Registry.discover()
-    return [registry.create(Family.EVALUATORS, name, {}) for name in names]  # type: ignore[misc]
+    wanted = [name.strip() for given in names for name in given.split(",") if name.strip()]
+    return [registry.create(Family.EVALUATORS, name, {}) for name in wanted]  # type: ignore[misc]
 
 
 def run_eval(args: argparse.Namespace, out: TextIO) -> int:
@@ -93,14 +149,15 @@ def run_eval(args: argparse.Namespace, out: TextIO) -> int:
 
     examples = read_eval_data(args.data)
     evaluators = _evaluators(args.metric)
-    tuned = _chat_model(args.model, args, progress=True)
+    tuned = _chat_model(args.model, args, progress=True, adapter=args.adapter)
     if args.baseline is None:
         scores = {}
         for evaluator in evaluators:
             result = evaluator.evaluate(tuned, examples)
             scores[result.metric] = result.score
-        data: dict[str, Any] = {"model": args.model, "examples": len(examples), "scores": scores}
-        _record_scores(args.registry, {args.model: scores})
+        model_id = tuned.model_id
+        data: dict[str, Any] = {"model": model_id, "examples": len(examples), "scores": scores}
+        _record_scores(args.registry, {model_id: scores})
         out.write(json.dumps(data, indent=2) + "\n" if args.json else _scores_text(data))
         return 0
     general = read_eval_data(args.general) if args.general else None
@@ -146,7 +203,7 @@ def _scores_text(data: dict[str, Any]) -> str:
 
 def run_chat(args: argparse.Namespace, source: TextIO, out: TextIO) -> int:
     """Read user lines from ``source`` and print the model's replies, keeping the conversation."""
-    model = _chat_model(args.model, args, progress=False)
+    model = _chat_model(args.model, args, progress=False, adapter=args.adapter)
     messages: list[Message] = []
     if args.system:
         messages.append(Message(role="system", content=args.system))

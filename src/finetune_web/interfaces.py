@@ -31,9 +31,11 @@ __all__ = [
     "ChatModel",
     "Evaluator",
     "HasInputFiles",
+    "LogLikelihoodModel",
     "MetricCallback",
     "Packer",
     "Source",
+    "TokenScoringModel",
     "Tokenizer",
     "Transformer",
     "step_name",
@@ -144,6 +146,47 @@ class ChatModel(Protocol):
 
     def complete(self, messages: Sequence[Message]) -> Message:
         """Return the assistant's reply to ``messages``."""
+        ...
+
+
+@runtime_checkable
+class LogLikelihoodModel(ChatModel, Protocol):
+    """**Protocol:** a chat model that says how likely a given reply is.
+
+    Used by evaluators that rank answers by probability instead of
+    generating one (log-likelihood multiple choice); models behind a chat
+    API usually cannot do this, local models can.
+
+    Contract: ``loglikelihood(context, continuation)`` returns the sum of
+    the natural-log probabilities of the tokens of ``continuation`` when it
+    follows ``context`` as the assistant's reply (the context rendered as
+    for generation, the assistant's generation prompt included), and how
+    many tokens that is; it is deterministic.  A model may also offer
+    ``loglikelihood_many(requests)`` taking ``(context, continuation)``
+    pairs and returning the same values in order; evaluators use it when
+    present.
+    """
+
+    def loglikelihood(self, context: Sequence[Message], continuation: str) -> tuple[float, int]:
+        """Return ``(sum of log-probabilities, token count)`` of ``continuation``."""
+        ...
+
+
+@runtime_checkable
+class TokenScoringModel(ChatModel, Protocol):
+    """**Protocol:** a chat model that scores whole examples token by token (teacher forcing).
+
+    Contract: ``token_stats(examples)`` returns, per example and in order,
+    ``(loss, correct, count)``: the summed cross-entropy (natural log) of
+    the tokens of the assistant messages trained on (their content and
+    end-of-turn token; ``weight`` 0 messages are context), how many of those
+    tokens are the model's most likely next token, and how many there are:
+    the figures fine-tuning reports as loss and mean token accuracy.  It is
+    deterministic.
+    """
+
+    def token_stats(self, examples: Sequence[Example]) -> list[tuple[float, int, int]]:
+        """Return ``(summed loss, correct predictions, tokens)`` for each example."""
         ...
 
 

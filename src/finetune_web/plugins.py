@@ -90,6 +90,7 @@ _BUILTINS: dict[Family, dict[str, str]] = {
         "best_fit": "finetune_web.packing:BestFitPacker",
     },
     Family.BACKENDS: {
+        "local": "finetune_web.backends.local:LocalPEFTBackend",
         "openai": "finetune_web.backends:OpenAIBackend",
     },
     Family.EVALUATORS: {

@@ -43,6 +43,11 @@ from finetune_web.evaluation.judge import (
     JudgeEvaluator,
     parse_grade,
 )
+from finetune_web.evaluation.loglik import (
+    LogLikelihoodChoiceEvaluator,
+    TokenLossEvaluator,
+    find_options,
+)
 from finetune_web.evaluation.report import (
     ReportFiles,
     render_html,
@@ -68,6 +73,7 @@ __all__ = [
     "CorpusEvaluator",
     "ExactMatchEvaluator",
     "JudgeEvaluator",
+    "LogLikelihoodChoiceEvaluator",
     "MetricComparison",
     "MultipleChoiceEvaluator",
     "OpenAIChatModel",
@@ -78,9 +84,11 @@ __all__ = [
     "RougeEvaluator",
     "SamplePair",
     "StderrProgress",
+    "TokenLossEvaluator",
     "check_retention",
     "compare",
     "extract_choice",
+    "find_options",
     "load_evals_jsonl",
     "normalize_text",
     "paired_bootstrap",

@@ -16,7 +16,14 @@ from finetune_web.evaluation._common import (
     split_reference,
 )
 from finetune_web.evaluation.bootstrap import BootstrapInterval, paired_bootstrap
-from finetune_web.interfaces import ChatModel, Evaluator, step_name
+from finetune_web.evaluation.loglik import LogLikelihoodRequest, loglikelihoods, scoring_error
+from finetune_web.interfaces import (
+    ChatModel,
+    Evaluator,
+    LogLikelihoodModel,
+    TokenScoringModel,
+    step_name,
+)
 from finetune_web.records import EvalResult, Example, Message, canonical_content
 
 __all__ = [
@@ -38,8 +45,9 @@ class MetricComparison:
         base: the base model's result.
         tuned: the tuned model's result.
         interval: the difference (tuned - base) and its bootstrap interval.
-        wins: examples where the tuned model scored higher.
-        losses: examples where it scored lower.
+        wins: examples where the tuned model did better (scored higher, or
+            lower for a metric where lower is better, such as a loss).
+        losses: examples where it did worse.
         ties: examples where both scored the same.
     """
 
@@ -60,6 +68,16 @@ class MetricComparison:
     def significant(self) -> bool:
         """True when the interval excludes 0."""
         return self.interval.significant
+
+    @property
+    def higher_is_better(self) -> bool:
+        """False for a metric where lower is better (``details["higher_is_better"]`` of a loss)."""
+        return _higher_is_better(self.tuned)
+
+    @property
+    def improved(self) -> bool:
+        """True when the tuned model did better on this metric (the difference's good side)."""
+        return self.difference > 0 if self.higher_is_better else self.difference < 0
 
 
 @attrs.frozen(kw_only=True)
@@ -151,6 +169,7 @@ class Comparison:
             "metrics": [
                 {
                     "metric": m.metric,
+                    "higher_is_better": m.higher_is_better,
                     "base": m.base.score,
                     "tuned": m.tuned.score,
                     "difference": m.difference,
@@ -182,6 +201,11 @@ class Comparison:
         }
 
 
+def _higher_is_better(result: EvalResult) -> bool:
+    """Return whether a higher score is better (true unless the result's details say not)."""
+    return result.details.get("higher_is_better", True) is not False
+
+
 def _key(prompt: Sequence[Message]) -> str:
     return canonical_content(Example(messages=prompt)).decode()
 
@@ -210,6 +234,23 @@ class _Recorder:
             replies = generate(self.model, list(missing.values()))
             self.answers.update(zip(missing, replies, strict=True))
         return [self.answers[key] for key in keys]
+
+    # Scoring passes straight through, for evaluators that read token probabilities.
+
+    def loglikelihood(self, context: Sequence[Message], continuation: str) -> tuple[float, int]:
+        return self.loglikelihood_many([(context, continuation)])[0]
+
+    def loglikelihood_many(
+        self, requests: Sequence[LogLikelihoodRequest]
+    ) -> list[tuple[float, int]]:
+        if not isinstance(self.model, LogLikelihoodModel):
+            raise scoring_error(self.model, LogLikelihoodModel, "log-likelihood")
+        return loglikelihoods(self.model, requests)
+
+    def token_stats(self, examples: Sequence[Example]) -> list[tuple[float, int, int]]:
+        if not isinstance(self.model, TokenScoringModel):
+            raise scoring_error(self.model, TokenScoringModel, "token scoring")
+        return self.model.token_stats(examples)
 
 
 def _metric_name(evaluator: Evaluator, result: EvalResult) -> str:
@@ -240,8 +281,9 @@ def _compare_metric(
         confidence=confidence,
         statistic=statistic,
     )
+    sign = 1.0 if _higher_is_better(tuned) else -1.0
     pairs = [
-        (b, t)
+        (sign * b, sign * t)
         for b, t in zip(base.per_example, tuned.per_example, strict=True)
         if b is not None and t is not None
     ]
@@ -363,7 +405,8 @@ def check_retention(
 
     Compares both models on a general held-out set; a metric regressed when
     the upper bound of its interval is below ``-tolerance`` (the tuned model
-    is worse by more than ``tolerance`` beyond what noise explains).
+    is worse by more than ``tolerance`` beyond what noise explains), or, for
+    a metric where lower is better, when the lower bound is above ``tolerance``.
 
     Args:
         general: general held-out examples (not from the fine-tuning task).
@@ -387,5 +430,9 @@ def check_retention(
         n_resamples=n_resamples,
         confidence=confidence,
     )
-    regressions = tuple(m.metric for m in comparison.metrics if m.interval.high < -tolerance)
+    regressions = tuple(
+        m.metric
+        for m in comparison.metrics
+        if (m.interval.high < -tolerance if m.higher_is_better else m.interval.low > tolerance)
+    )
     return Retention(comparison=comparison, tolerance=tolerance, regressions=regressions)

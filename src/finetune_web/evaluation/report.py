@@ -41,7 +41,15 @@ def _fmt(value: float, scale: float, *, sign: bool = False) -> str:
 def _verdict(metric: MetricComparison) -> str:
     if not metric.significant:
         return "no (interval contains 0)"
-    return "yes, better" if metric.difference > 0 else "yes, worse"
+    return "yes, better" if metric.improved else "yes, worse"
+
+
+def _high(metric: MetricComparison) -> float:
+    """The top of a metric's score range: 100, 1, or the largest score of an unbounded one."""
+    if _scale(metric) == 100.0:
+        return 100.0
+    scores = [s for s in (*metric.base.per_example, *metric.tuned.per_example) if s is not None]
+    return max([1.0, *scores])
 
 
 def _pairs(metric: MetricComparison) -> list[tuple[int, float, float]]:
@@ -59,7 +67,8 @@ def worst_examples(
 ) -> list[tuple[SamplePair, float, float]]:
     """Return the examples where the tuned model did worst against the base.
 
-    Sorted by the difference (tuned - base), then by the tuned score, lowest first.
+    Sorted by the difference (tuned - base), then by the tuned score, lowest
+    first; reversed for a metric where lower is better (a loss).
 
     Args:
         comparison: the comparison.
@@ -70,7 +79,10 @@ def worst_examples(
         ``(sample, base score, tuned score)`` for each.
     """
     chosen = comparison.metric(metric) if metric is not None else comparison.metrics[0]
-    ranked = sorted(_pairs(chosen), key=lambda item: (item[2] - item[1], item[2], item[0]))
+    sign = 1.0 if chosen.higher_is_better else -1.0
+    ranked = sorted(
+        _pairs(chosen), key=lambda item: (sign * (item[2] - item[1]), sign * item[2], item[0])
+    )
     return [(comparison.samples[index], b, t) for index, b, t in ranked[:count]]
 
 
@@ -190,7 +202,7 @@ def _html_table(comparison: Comparison) -> str:
     head = "".join(f"<th>{escape(column)}</th>" for column in _COLUMNS)
     rows = []
     for m in comparison.metrics:
-        change = ("win" if m.difference > 0 else "loss") if m.significant else ""
+        change = ("win" if m.improved else "loss") if m.significant else ""
         classes = ("", "num", "num", f"num {change}", "num", "", "num")
         cells = (
             f'<td class="{css}">{escape(cell)}</td>'
@@ -217,14 +229,16 @@ def _figures(comparison: Comparison, training: Sequence[MetricEvent]) -> list[st
                 [b for _, b, _ in pairs],
                 [t for _, _, t in pairs],
                 low=0.0,
-                high=_scale(m),
+                high=_high(m),
                 title=f"{m.metric}: score distribution",
             )
         )
     for m in comparison.metrics:
+        sign, label = (1.0, "tuned - base") if m.higher_is_better else (-1.0, "base - tuned")
         figures.append(
             _svg.sorted_bars(
-                [t - b for _, b, t in _pairs(m)], title=f"{m.metric}: per-example tuned - base"
+                [sign * (t - b) for _, b, t in _pairs(m)],
+                title=f"{m.metric}: per-example {label}",
             )
         )
     if training:

@@ -21,6 +21,8 @@ from finetune_web.backends.local._tiny import (
     build_tiny_model,
     is_smoke_test_model,
 )
+from finetune_web.backends.local.backend import LocalPEFTBackend, LocalTrainingRun, LoraOptions
+from finetune_web.backends.local.chat import LocalChatModel
 
 __all__ = [
     "CHAT_TEMPLATE",
@@ -28,6 +30,10 @@ __all__ = [
     "LOCAL_PIP_HINT",
     "SMOKE_TEST_MARKER",
     "ChatEncoder",
+    "LocalChatModel",
+    "LocalPEFTBackend",
+    "LocalTrainingRun",
+    "LoraOptions",
     "build_tiny_model",
     "collate",
     "forward_packed",

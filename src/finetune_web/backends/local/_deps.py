@@ -11,7 +11,7 @@ __all__ = ["LOCAL_PIP_HINT", "require_local"]
 #: How to install what local training needs: torch first, so pip keeps the wheel already chosen.
 LOCAL_PIP_HINT = 'pip install torch && pip install "finetune-web[local]"'
 
-_MODULES = ("torch", "transformers", "peft")
+_MODULES = ("torch", "transformers", "peft", "accelerate")
 
 
 def require_local(what: str = "local training") -> None:
