@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   create .venv, install, run the demo job offline on bundled sample data
+#   make demo   create .venv, install, prepare the bundled sample data offline, fine-tune and evaluate
+#               locally (MODEL=<Hugging Face id or dir> picks the model; default: a smoke-test model)
 #   make test   create .venv, install with the dev extra, run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -21,8 +22,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.base: pyproject.toml | $(PY)
-	$(PIP) install -q -e .
+# The demo trains locally and extracts web pages: torch first (the CPU wheel), then the extras.
+$(VENV)/.demo: pyproject.toml | $(PY)
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	$(PIP) install -q -e '.[local,web,eval]'
 	touch $@
 
 # The tests cover every extra: torch first (the CPU wheel), then the rest.
@@ -39,8 +42,11 @@ $(VENV)/.local: pyproject.toml | $(PY)
 
 local: $(VENV)/.local
 
-demo: $(VENV)/.base
+demo: $(VENV)/.demo
 	$(VENV)/bin/finetune-web prepare examples/demo/demo.toml --output demo-output
+	$(VENV)/bin/finetune-web prepare examples/demo/web_pages.toml --output demo-output/web-pages
+	$(VENV)/bin/finetune-web prepare examples/demo/talk.toml --output demo-output/talk
+	$(PY) examples/demo/local_finetune.py --data demo-output $(if $(MODEL),--model $(MODEL))
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests benchmarks examples
