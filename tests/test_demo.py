@@ -50,7 +50,7 @@ def test_captioned_talk_becomes_continuation_examples(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     written = _count(tmp_path / "train.jsonl") + _count(tmp_path / "validation.jsonl")
     assert _rejects(tmp_path) == []
-    assert written == report["steps"][0]["out"] > 1
+    assert written == report["steps"][0]["records_out"] > 1
     first = json.loads((tmp_path / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["messages"][1]["content"].startswith("Continue this transcript.")
 
