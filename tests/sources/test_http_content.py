@@ -1,4 +1,7 @@
-"""HttpSource on what servers send: content types, sizes, charsets, empty and binary bodies."""
+"""HttpSource on what servers send: content types, sizes, charsets, empty and binary bodies.
+
+Every answer comes from a respx route for the page's URL; the sources hold no transport.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import respx
 
 from finetune_web.records import Document, Rejection
 from finetune_web.sources.http import HttpSource
@@ -33,24 +37,25 @@ def public(host: str, port: int) -> list[str]:
 def serve(
     body: bytes, content_type: str | None = None, **headers: str
 ) -> Callable[[httpx.Request], httpx.Response]:
-    """A handler answering every request with these bytes and headers."""
+    """A respx side effect answering every request with these bytes and headers."""
     if content_type is not None:
         headers["content-type"] = content_type
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers=headers, content=body)
 
-    return handler
+    return answer
 
 
-def fetch(handler: Callable[[httpx.Request], httpx.Response], **options: Any) -> Any:
-    """Fetch URL once through a mock transport; return the document or rejection."""
+def fetch(answer: Callable[[httpx.Request], httpx.Response], **options: Any) -> Any:
+    """Fetch URL once, respx answering with ``answer``; return the document or rejection."""
     options.setdefault("min_delay", 0)
     options.setdefault("robots", False)
-    source = HttpSource(
-        urls=[URL], transport=httpx.MockTransport(handler), resolver=public, **options
-    )
-    (item,) = source.read()
+    with respx.mock(assert_all_called=False) as router:
+        route = router.get(URL).mock(side_effect=answer)
+        source = HttpSource(urls=[URL], resolver=public, **options)
+        (item,) = source.read()
+    assert route.call_count == 1
     return item
 
 
@@ -127,10 +132,10 @@ def test_streamed_body_stops_past_limit() -> None:
     """A body without Content-Length is read only until it passes max_bytes."""
     stream = Endless()
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/html"}, stream=stream)
 
-    item = fetch(handler, max_bytes=4096)
+    item = fetch(answer, max_bytes=4096)
     assert isinstance(item, Rejection) and item.reason == "too_large"
     assert stream.taken <= 6
 

@@ -1,10 +1,13 @@
-"""HttpSource under injected faults: retries, Retry-After, timeouts, broken connections."""
+"""HttpSource under faults injected with respx: retries, Retry-After, timeouts, broken connections.
+
+Each route's ``side_effect`` lists the answers in the order they are given: a response, an
+exception (raised as the transport would), or a callable building a fresh response.
+"""
 
 from __future__ import annotations
 
 import email.utils
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -29,41 +32,25 @@ def html(text: str = PAGE, status: int = 200, **headers: str) -> httpx.Response:
     return httpx.Response(status, headers={"content-type": "text/html", **headers}, text=text)
 
 
-def make(
-    handler: Callable[[httpx.Request], httpx.Response], urls: list[str], **options: Any
-) -> HttpSource:
-    """An HttpSource over a mock transport, with no politeness delay and no robots.txt."""
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    """respx answering every request while the test runs; an unrouted request fails the test."""
+    with respx.mock(assert_all_called=False) as mock:
+        yield mock
+
+
+def make(urls: list[str], **options: Any) -> HttpSource:
+    """An HttpSource (no transport: respx answers), no politeness delay and no robots.txt."""
     options.setdefault("min_delay", 0)
     options.setdefault("robots", False)
     options.setdefault("retry_wait", 0)
-    return HttpSource(urls=urls, transport=httpx.MockTransport(handler), resolver=public, **options)
+    return HttpSource(urls=urls, resolver=public, **options)
 
 
 def one(source: HttpSource) -> Document | Rejection:
     """Read a one-URL source."""
     (item,) = source.read()
     return item
-
-
-Answer = httpx.Response | Exception | Callable[[], httpx.Response]
-
-
-class Sequence:
-    """A handler answering with the given responses (or raising the exceptions) in turn;
-    the last answer repeats.  A callable answer builds a fresh response each time."""
-
-    def __init__(self, *answers: Answer) -> None:
-        self.answers = list(answers)
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        with self.lock:
-            answer = self.answers[min(self.calls, len(self.answers) - 1)]
-            self.calls += 1
-        if isinstance(answer, Exception):
-            raise answer
-        return answer if isinstance(answer, httpx.Response) else answer()
 
 
 class BrokenStream(httpx.SyncByteStream):
@@ -77,21 +64,23 @@ class BrokenStream(httpx.SyncByteStream):
         raise self.error
 
 
-def test_429_retry_after_is_honoured_through_the_host_gate() -> None:
+def test_429_retry_after_is_honoured_through_the_host_gate(router: respx.MockRouter) -> None:
     """A 429 with Retry-After: 5 makes the next attempt wait 5 s, then the page is fetched."""
     sleeps: list[float] = []
-    handler = Sequence(html("slow down", 429, **{"retry-after": "5"}), html())
-    item = one(make(handler, [URL], sleep=sleeps.append))
+    route = router.get(URL).mock(
+        side_effect=[html("slow down", 429, **{"retry-after": "5"}), html()]
+    )
+    item = one(make([URL], sleep=sleeps.append))
     assert isinstance(item, Document) and item.text == PAGE
-    assert handler.calls == 2
+    assert route.call_count == 2
     assert max(sleeps) == pytest.approx(5, abs=0.5)
 
 
-def test_retry_after_is_capped() -> None:
+def test_retry_after_is_capped(router: respx.MockRouter) -> None:
     """A Retry-After of an hour is cut to max_retry_after."""
     sleeps: list[float] = []
-    handler = Sequence(html("later", 503, **{"retry-after": "3600"}), html())
-    item = one(make(handler, [URL], sleep=sleeps.append, max_retry_after=7))
+    router.get(URL).mock(side_effect=[html("later", 503, **{"retry-after": "3600"}), html()])
+    item = one(make([URL], sleep=sleeps.append, max_retry_after=7))
     assert isinstance(item, Document)
     assert max(sleeps) == pytest.approx(7, abs=0.5)
     assert all(s <= 7 for s in sleeps)
@@ -107,11 +96,11 @@ def test_retry_after_http_date() -> None:
     assert retry_after_seconds(httpx.Headers()) is None
 
 
-def test_backoff_doubles_without_retry_after() -> None:
+def test_backoff_doubles_without_retry_after(router: respx.MockRouter) -> None:
     """Without Retry-After the waits are retry_wait, 2x, 4x..."""
     sleeps: list[float] = []
-    handler = Sequence(html("", 500), html("", 502), html("", 503), html())
-    item = one(make(handler, [URL], sleep=sleeps.append, retry_wait=1.0))
+    router.get(URL).mock(side_effect=[html("", 500), html("", 502), html("", 503), html()])
+    item = one(make([URL], sleep=sleeps.append, retry_wait=1.0))
     assert isinstance(item, Document)
     assert [round(s) for s in sleeps] == [1, 2, 4]
 
@@ -122,61 +111,51 @@ def test_500_502_503_then_success(respx_mock: respx.MockRouter) -> None:
     route = respx_mock.get(URL).mock(
         side_effect=[httpx.Response(500), httpx.Response(502), httpx.Response(503), html()]
     )
-    source = HttpSource(
-        urls=[URL],
-        transport=httpx.MockTransport(respx_mock.handler),
-        resolver=public,
-        robots=False,
-        min_delay=0,
-        retry_wait=0,
-    )
+    source = HttpSource(urls=[URL], resolver=public, robots=False, min_delay=0, retry_wait=0)
     item = one(source)
     assert isinstance(item, Document) and item.metadata["status"] == 200
     assert route.call_count == 4
 
 
-def test_exhausted_retries_become_a_rejection() -> None:
+def test_exhausted_retries_become_a_rejection(router: respx.MockRouter) -> None:
     """A server that keeps failing gives an http_status rejection after max_attempts sends."""
-    handler = Sequence(httpx.Response(503))
-    item = one(make(handler, [URL], max_attempts=3))
+    route = router.get(URL).mock(side_effect=[httpx.Response(503)] * 3)
+    item = one(make([URL], max_attempts=3))
     assert isinstance(item, Rejection)
     assert item.reason == "http_status"
     assert item.details["status"] == 503 and item.details["attempts"] == 3
     assert item.details["url"] == URL and item.record_id == URL
-    assert handler.calls == 3
+    assert route.call_count == 3
 
 
-def test_404_is_not_retried() -> None:
+def test_404_is_not_retried(router: respx.MockRouter) -> None:
     """A 404 is a rejection at once, with its status."""
-    handler = Sequence(httpx.Response(404))
-    item = one(make(handler, [URL]))
+    route = router.get(URL).respond(404)
+    item = one(make([URL]))
     assert isinstance(item, Rejection) and item.reason == "http_status"
-    assert item.details["status"] == 404 and handler.calls == 1
+    assert item.details["status"] == 404 and route.call_count == 1
     assert "404" in item.message and URL in item.message
 
 
-def test_timeouts_are_retried_then_rejected() -> None:
+def test_timeouts_are_retried_then_rejected(router: respx.MockRouter) -> None:
     """Timeouts are retried; when they persist the URL is a timeout rejection."""
-    request = httpx.Request("GET", URL)
-    handler = Sequence(httpx.ReadTimeout("timed out", request=request))
-    item = one(make(handler, [URL], max_attempts=2))
+    route = router.get(URL).mock(side_effect=httpx.ReadTimeout)
+    item = one(make([URL], max_attempts=2))
     assert isinstance(item, Rejection) and item.reason == "timeout"
     assert item.details["status"] is None and item.details["attempts"] == 2
-    assert handler.calls == 2
+    assert route.call_count == 2
 
 
-def test_timeout_then_success() -> None:
+def test_timeout_then_success(router: respx.MockRouter) -> None:
     """One timeout, then the page: a document."""
-    request = httpx.Request("GET", URL)
-    handler = Sequence(httpx.ConnectTimeout("timed out", request=request), html())
-    assert isinstance(one(make(handler, [URL])), Document)
+    router.get(URL).mock(side_effect=[httpx.ConnectTimeout, html()])
+    assert isinstance(one(make([URL])), Document)
 
 
-def test_connection_refused_is_a_connection_error() -> None:
+def test_connection_refused_is_a_connection_error(router: respx.MockRouter) -> None:
     """A refused connection, after retries, is a connection_error rejection."""
-    request = httpx.Request("GET", URL)
-    handler = Sequence(httpx.ConnectError("connection refused", request=request))
-    item = one(make(handler, [URL], max_attempts=2))
+    router.get(URL).mock(side_effect=httpx.ConnectError)
+    item = one(make([URL], max_attempts=2))
     assert isinstance(item, Rejection) and item.reason == "connection_error"
 
 
@@ -188,7 +167,7 @@ def test_connection_refused_is_a_connection_error() -> None:
     ],
     ids=["read_error", "remote_protocol_error"],
 )
-def test_connection_reset_mid_body(error: Exception) -> None:
+def test_connection_reset_mid_body(router: respx.MockRouter, error: Exception) -> None:
     """A body cut off in the middle is retried; when it keeps failing it is rejected with the
     status the response had, and no partial page is ever yielded."""
 
@@ -197,21 +176,21 @@ def test_connection_reset_mid_body(error: Exception) -> None:
             200, headers={"content-type": "text/html"}, stream=BrokenStream(error)
         )
 
-    handler = Sequence(broken)
-    item = one(make(handler, [URL], max_attempts=2))
+    route = router.get(URL).mock(side_effect=[broken(), broken()])
+    item = one(make([URL], max_attempts=2))
     assert isinstance(item, Rejection) and item.reason == "connection_error"
-    assert item.details["status"] == 200 and handler.calls == 2
+    assert item.details["status"] == 200 and route.call_count == 2
 
-    again = Sequence(broken, html())
-    document = one(make(again, [URL]))
+    route.mock(side_effect=[broken(), html()])
+    document = one(make([URL]))
     assert isinstance(document, Document) and document.text == PAGE
 
 
-def test_stats_count_requests_and_retries() -> None:
+def test_stats_count_requests_and_retries(router: respx.MockRouter) -> None:
     """on_stats gets the counts of a read: requests, retries, bodies, documents."""
     seen: list[FetchStats] = []
-    handler = Sequence(httpx.Response(500), html())
-    list(make(handler, [URL, "https://example.com/missing#x"], on_stats=seen.append).read())
+    router.get(host="example.com").mock(side_effect=[httpx.Response(500), html(), html()])
+    list(make([URL, "https://example.com/missing#x"], on_stats=seen.append).read())
     (stats,) = seen
     assert stats.urls == 2 and stats.documents == 2 and stats.rejections == 0
     assert stats.requests == 3 and stats.retries == 1 and stats.bodies == 2
