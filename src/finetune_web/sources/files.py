@@ -34,7 +34,7 @@ from finetune_web.errors import (
 )
 from finetune_web.records import Document, Location, Rejection
 
-__all__ = ["DEFAULT_ERROR_KEY", "JsonlSource"]
+__all__ = ["DEFAULT_ERROR_KEY", "JsonlSource", "check_encoding"]
 
 #: The key that marks a failed scrape in Bright Data output.
 DEFAULT_ERROR_KEY = "error_code"
@@ -43,7 +43,8 @@ DEFAULT_ERROR_KEY = "error_code"
 RAW_PREVIEW_CHARS = 10_000
 
 
-def _check_encoding(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+def check_encoding(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    """Validate an ``encoding`` option: ``None`` or a codec name Python knows."""
     if value is None:
         return
     try:
@@ -205,7 +206,7 @@ class FileSource:
     """
 
     path: Path = attrs.field(converter=Path)
-    encoding: str | None = attrs.field(default=None, kw_only=True, validator=_check_encoding)
+    encoding: str | None = attrs.field(default=None, kw_only=True, validator=check_encoding)
     text_field: str | None = attrs.field(default=None, kw_only=True)
     error_key: str | None = attrs.field(default=DEFAULT_ERROR_KEY, kw_only=True)
     name: str | None = attrs.field(default=None, kw_only=True)

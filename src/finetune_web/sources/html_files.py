@@ -18,10 +18,9 @@ import attrs
 
 from finetune_web.errors import ConfigError, ErrorContext, SourceError
 from finetune_web.records import Document, Location, Rejection
-from finetune_web.sources._html_decode import canonical_charset
 from finetune_web.sources._http_errors import FetchFailure
 from finetune_web.sources._http_page import decode_page
-from finetune_web.sources.files import check_positive
+from finetune_web.sources.files import check_encoding, check_positive
 
 __all__ = ["DEFAULT_HTML_SUFFIXES", "HtmlFileSource"]
 
@@ -43,11 +42,6 @@ def _suffixes(value: Iterable[str] | str) -> tuple[str, ...]:
     if not items or not all(isinstance(item, str) and item.startswith(".") for item in items):
         raise ConfigError(f"suffixes must be file endings such as '.html'; got {items!r}")
     return tuple(item.lower() for item in items)
-
-
-def _check_encoding(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is not None and canonical_charset(value) is None:
-        raise ConfigError(f"encoding={value!r} is not an encoding Python knows")
 
 
 @attrs.frozen
@@ -83,7 +77,7 @@ class HtmlFileSource:
     suffixes: tuple[str, ...] = attrs.field(
         default=DEFAULT_HTML_SUFFIXES, kw_only=True, converter=_suffixes
     )
-    encoding: str | None = attrs.field(default=None, kw_only=True, validator=_check_encoding)
+    encoding: str | None = attrs.field(default=None, kw_only=True, validator=check_encoding)
     max_bytes: int = attrs.field(default=64 * 1024 * 1024, kw_only=True, validator=check_positive)
     name: str | None = attrs.field(default=None, kw_only=True)
 

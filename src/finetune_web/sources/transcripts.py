@@ -10,7 +10,6 @@ the file and line.
 
 from __future__ import annotations
 
-import codecs
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -36,23 +35,12 @@ from finetune_web.sources._captions import (
     read_cues,
     sniff_format,
 )
+from finetune_web.sources.files import check_encoding
 
 __all__ = ["DEFAULT_CAPTION_SUFFIXES", "Cue", "TranscriptSource", "parse_transcript"]
 
 #: The file name suffixes a folder is searched for.
 DEFAULT_CAPTION_SUFFIXES = (".vtt", ".srt", ".sbv")
-
-
-def _check_encoding(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    try:
-        codecs.lookup(value)
-    except LookupError:
-        raise ConfigError(
-            f"{attribute.name}={value!r} is not an encoding Python knows; use a name such as "
-            "'utf-8', 'cp1252', 'shift_jis' or 'cp1251'"
-        ) from None
 
 
 def _check_format(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -203,7 +191,7 @@ class TranscriptSource:
 
     paths: tuple[Path, ...] = attrs.field(converter=_paths)
     format: Format | None = attrs.field(default=None, kw_only=True, validator=_check_format)
-    encoding: str | None = attrs.field(default=None, kw_only=True, validator=_check_encoding)
+    encoding: str | None = attrs.field(default=None, kw_only=True, validator=check_encoding)
     max_seconds: float | None = attrs.field(default=30.0, kw_only=True, validator=_check_seconds)
     sentence_ends: bool = attrs.field(default=True, kw_only=True)
     per_cue: bool = attrs.field(default=False, kw_only=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from finetune_web.errors import ErrorContext, RecordError
+from finetune_web.formats.chat import message_to_json
 from finetune_web.records import Example, Message, Tokenized
 
 if TYPE_CHECKING:
@@ -29,32 +30,17 @@ __all__ = ["IGNORE_INDEX", "ChatEncoder", "message_dicts"]
 IGNORE_INDEX = -100
 
 
-def _content(message: Message) -> str | list[dict[str, Any]]:
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    return [dict(part) for part in message.content]
-
-
 def message_dicts(messages: Sequence[Message]) -> list[dict[str, Any]]:
-    """Return ``messages`` as the plain dicts chat templates expect."""
+    """Return ``messages`` as the plain dicts chat templates expect.
+
+    They are the OpenAI JSON of each message, without ``weight`` (a training
+    option, not part of the conversation) and with ``""`` for absent content.
+    """
     rendered: list[dict[str, Any]] = []
     for message in messages:
-        item: dict[str, Any] = {"role": message.role, "content": _content(message)}
-        if message.name is not None:
-            item["name"] = message.name
-        if message.tool_calls:
-            item["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": call.type,
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in message.tool_calls
-            ]
-        if message.tool_call_id is not None:
-            item["tool_call_id"] = message.tool_call_id
+        item = message_to_json(message)
+        item.pop("weight", None)
+        item.setdefault("content", "")
         rendered.append(item)
     return rendered
 
