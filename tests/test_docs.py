@@ -45,3 +45,5 @@ def test_concept_pages_exist_and_hold_snippets() -> None:
     assert {"pipeline", "sources", "formats", "validation", "cli", "plugins", "errors"} <= names
     with_code = {page.stem for page in PAGES if _snippets(page)}
     assert {"pipeline", "sources", "formats", "validation", "plugins", "errors"} <= with_code
+    web = {"web_sources", "http", "extraction", "transcripts", "brightdata", "web_examples"}
+    assert web | {"local_training", "evaluation"} <= with_code
