@@ -85,20 +85,25 @@ def test_an_interrupt_inside_a_step_resumes_from_the_step_before(
     from finetune_web.backends.local import _train
 
     finished: list[int] = []
-    real_forward = _train.forward_packed
+    real = {name: getattr(_train, name) for name in ("forward_packed", "trained_token_stats")}
 
-    def forward(model: Any, batch: Any) -> Any:
-        logits = real_forward(model, batch)
-        if finished and finished[-1] == 3 and model.training:
-            raise KeyboardInterrupt
-        return logits
+    def interrupting(name: str) -> Any:
+        def forward(model: Any, batch: Any) -> Any:
+            result = real[name](model, batch)
+            if finished and finished[-1] == 3 and model.training:
+                raise KeyboardInterrupt
+            return result
 
-    monkeypatch.setattr(_train, "forward_packed", forward)
+        return forward
+
+    for name in real:  # the loop computes its loss through one or the other
+        monkeypatch.setattr(_train, name, interrupting(name))
     backend = _backend(tiny_model, tmp_path / "run")
     with pytest.raises(KeyboardInterrupt):
         backend.fine_tune(TRAIN, VALID, callbacks=[lambda event: finished.append(event.step)])
     assert finished == [1, 2, 3]
-    monkeypatch.setattr(_train, "forward_packed", real_forward)
+    for name, function in real.items():
+        monkeypatch.setattr(_train, name, function)
 
     resumed = backend.train_model(TRAIN, VALID)
     assert resumed.resumed_from == 3

@@ -6,13 +6,21 @@ attention paths keep the examples apart (block-diagonal causal attention)
 **only** when the model gets ``position_ids``, no attention mask and
 ``use_cache=False``: :func:`forward_packed` is the one place that calls the
 model that way.
+
+Only the assistant's tokens are trained, so :func:`trained_token_stats`
+runs the decoder alone and applies the output head only at the positions
+whose next label is trained: the same loss and accuracy as
+:func:`token_stats` on full logits, without the ``[B, T, V]`` logits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from finetune_web.backends.local._checkpoint import is_peft_model
 from finetune_web.backends.local._encode import IGNORE_INDEX
 from finetune_web.packing import BestFitPacker
 from finetune_web.records import Pack, Tokenized
@@ -20,7 +28,17 @@ from finetune_web.records import Pack, Tokenized
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["collate", "forward_packed", "pack_examples", "real_tokens", "token_stats"]
+__all__ = [
+    "collate",
+    "forward_packed",
+    "pack_examples",
+    "real_tokens",
+    "supports_trained_logits",
+    "token_stats",
+    "trained_token_stats",
+]
+#: Config fields of models whose logits are not just the output head of the last hidden states.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
 def pack_examples(tokenized: Iterable[Tokenized], seq_len: int) -> list[Pack]:
@@ -103,3 +121,82 @@ def token_stats(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     predictions = shifted_logits.argmax(dim=-1)
     correct = int(((predictions == shifted_labels) & mask).sum().item())
     return loss_sum, correct, count
+
+
+def _decoder_and_head(model: Any) -> tuple[Any, Any]:
+    """Return the decoder stack and the output head of ``model`` (a peft or transformers model)."""
+    base = model.get_base_model() if is_peft_model(model) else model
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
+    return decoder, base.get_output_embeddings()
+
+
+def trained_token_stats(
+    model: Any, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, int, int]:
+    """Return :func:`token_stats` of a packed batch, computing logits only where they are scored.
+
+    The decoder runs as :func:`forward_packed` runs the model (position ids,
+    no mask, no cache); the output head is applied only to the hidden states
+    at positions ``t`` whose label at ``t + 1`` is trained, and the loss
+    and argmax hits are computed there in float32.
+
+    Call it only on a model that is not wrapped for data parallelism (it
+    calls the model's parts, bypassing the wrapper's ``forward``) and for
+    which :func:`supports_trained_logits` holds.
+
+    Returns:
+        ``(loss_sum, correct, count)`` as :func:`token_stats` returns them.
+    """
+    import torch
+
+    decoder, head = _decoder_and_head(model)
+    hidden = decoder(
+        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+    ).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    mask = targets != IGNORE_INDEX
+    logits = head(hidden[:, :-1][mask]).float()
+    count = int(logits.shape[0])
+    if count == 0:
+        return logits.sum() * 0.0, 0, 0
+    chosen = targets[mask]
+    loss_sum = torch.nn.functional.cross_entropy(logits, chosen, reduction="sum")
+    correct = int((logits.argmax(dim=-1) == chosen).sum().item())
+    return loss_sum, correct, count
+
+
+def supports_trained_logits(
+    model: Any, *, autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+) -> bool:
+    """Return whether :func:`trained_token_stats` reproduces the logits of ``model`` exactly.
+
+    It holds when the model's logits are its output head applied to its
+    decoder's last hidden states, with nothing after (no softcapping or
+    scaling): checked on the config and by comparing both on a tiny packed
+    row in eval mode, without gradients (no random numbers are drawn).
+
+    Args:
+        model: the (unwrapped) model to train.
+        autocast: a context for the checking forward passes (mixed precision).
+    """
+    import torch
+
+    from finetune_web.backends.local._attention import probe_input
+
+    config = getattr(model, "config", None)
+    if any(getattr(config, name, None) not in (None, 1.0) for name in _LOGIT_TRANSFORMS):
+        return False
+    training = model.training
+    model.eval()
+    try:
+        decoder, head = _decoder_and_head(model)
+        batch = probe_input(model)
+        with torch.no_grad(), autocast():
+            full = model(**batch, use_cache=False).logits.float()
+            hidden = decoder(**batch, use_cache=False).last_hidden_state
+            mine = head(hidden).float()
+    except (AttributeError, TypeError, ValueError, NotImplementedError):
+        return False
+    finally:
+        model.train(training)
+    return bool(full.shape == mine.shape and torch.allclose(full, mine, rtol=1e-6, atol=1e-6))

@@ -1,4 +1,4 @@
-"""Around one local training run: its data, accelerator, checkpoint to resume, and result.
+"""Around one local training run: its data, plan, accelerator, checkpoint to resume, and result.
 
 accelerate keeps its settings in process-wide state that refuses a second
 ``Accelerator`` with another precision or device.  A run that created that
@@ -21,9 +21,8 @@ import attrs
 from finetune_web.backends.local._batches import pack_examples
 from finetune_web.backends.local._checkpoint import find_checkpoints, read_state
 from finetune_web.backends.local._deps import LOCAL_PIP_HINT
-from finetune_web.backends.local._encode import ChatEncoder
+from finetune_web.backends.local._encode import IGNORE_INDEX, ChatEncoder
 from finetune_web.backends.local._model import resolve_precision
-from finetune_web.backends.local._train import TrainPlan
 from finetune_web.errors import ConfigError, ErrorContext, MissingDependencyError, RunStateError
 from finetune_web.records import Example, FineTunedModel, MetricEvent, Pack, Preference
 
@@ -33,7 +32,10 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_DIR",
     "LocalTrainingRun",
+    "TrainPlan",
     "data_hash",
+    "epoch_order",
+    "label_count",
     "make_accelerator",
     "pack_records",
     "resolve_resume",
@@ -67,6 +69,75 @@ class LocalTrainingRun:
     model: Any = attrs.field(repr=False, eq=False)
     tokenizer: Any = attrs.field(repr=False, eq=False)
     resumed_from: int = 0
+
+
+def label_count(row: Pack) -> int:
+    """Return the tokens of ``row`` the loss scores (labels after the first that are not -100)."""
+    labels = row.labels
+    return len(labels) - 1 - labels[1:].count(IGNORE_INDEX) if labels else 0
+
+
+def epoch_order(rows: int, seed: int, epoch: int) -> list[int]:
+    """Return the order the rows are visited in during ``epoch`` (0-based).
+
+    It depends only on ``seed`` and ``epoch`` (never on a random state left
+    by earlier training), so a resumed run visits the rows in the same order.
+    """
+    import torch
+
+    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
+    generator = torch.Generator()
+    generator.manual_seed(int.from_bytes(digest[:7], "little"))
+    order: list[int] = torch.randperm(rows, generator=generator).tolist()
+    return order
+
+
+@attrs.frozen(kw_only=True)
+class TrainPlan:
+    """The resolved settings of one training run.
+
+    Attributes:
+        learning_rate: the peak learning rate.
+        weight_decay: AdamW's decoupled weight decay.
+        max_grad_norm: clip the gradients' norm to this (0: no clipping).
+        lr_scheduler: ``linear``, ``cosine`` or ``constant`` (after the warmup).
+        warmup_steps: steps of linear warmup.
+        batch_size: packed rows per micro-batch (per process).
+        gradient_accumulation_steps: micro-batches per optimizer step (per process).
+        steps_per_epoch: optimizer steps in one pass over the rows.
+        total_steps: optimizer steps of the whole run.
+        seed: seeds the row order of each epoch.
+        eval_every: evaluate every this many steps (also at each epoch end and the last step).
+        save_every: save a checkpoint every this many steps (also at each epoch end and the end).
+        keep_checkpoints: how many checkpoints to keep.
+        fingerprint: the hash of the settings and the data.
+        settings: the settings hashed, saved in each checkpoint.
+        progress: print a progress line per step on stderr.
+    """
+
+    learning_rate: float
+    weight_decay: float
+    max_grad_norm: float
+    lr_scheduler: str
+    warmup_steps: int
+    batch_size: int
+    gradient_accumulation_steps: int
+    steps_per_epoch: int
+    total_steps: int
+    seed: int
+    eval_every: int | None
+    save_every: int | None
+    keep_checkpoints: int
+    fingerprint: str
+    settings: dict[str, Any] = attrs.field(factory=dict)
+    progress: bool = False
+
+    def step_batches(self, rows: int, epoch: int, world: int) -> list[list[list[int]]]:
+        """Return each step of ``epoch``: its micro-batches, each a list of row indices."""
+        order = epoch_order(rows, self.seed, epoch)
+        micro = [order[i : i + self.batch_size] for i in range(0, rows, self.batch_size)]
+        width = self.gradient_accumulation_steps * world
+        return [micro[i : i + width] for i in range(0, len(micro), width)]
 
 
 def make_accelerator(device: str, precision: str) -> tuple[Any, Callable[[], None]]:

@@ -11,12 +11,15 @@ seeded from ``(seed, epoch)`` alone, so a resumed run sees the same rows
 at the same steps as an uninterrupted one.  Under ``accelerate launch`` the
 micro-batches of a step are dealt round-robin to the processes; only the
 main process saves, prints and calls the callbacks.
+
+The forward passes attend within each packed example only where the model
+allows it (:mod:`._attention`), and a single process computes logits only
+at the trained positions (:func:`trained_token_stats`): both exact.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +28,14 @@ from typing import Any
 
 import attrs
 
-from finetune_web.backends.local._batches import collate, forward_packed, token_stats
+from finetune_web.backends.local._attention import AttentionSwitch, use_packed_attention
+from finetune_web.backends.local._batches import (
+    collate,
+    forward_packed,
+    supports_trained_logits,
+    token_stats,
+    trained_token_stats,
+)
 from finetune_web.backends.local._checkpoint import (
     RngState,
     TrainState,
@@ -35,82 +45,13 @@ from finetune_web.backends.local._checkpoint import (
     rotate_checkpoints,
     save_checkpoint,
 )
-from finetune_web.backends.local._encode import IGNORE_INDEX
+from finetune_web.backends.local._run import TrainPlan, epoch_order, label_count
 from finetune_web.interfaces import MetricCallback
 from finetune_web.records import MetricEvent, Pack
 
 __all__ = ["TrainOutcome", "TrainPlan", "epoch_order", "label_count", "train_loop"]
 
 log = logging.getLogger("finetune_web.backends.local")
-
-
-def label_count(row: Pack) -> int:
-    """Return the tokens of ``row`` the loss scores (labels after the first that are not -100)."""
-    labels = row.labels
-    return len(labels) - 1 - labels[1:].count(IGNORE_INDEX) if labels else 0
-
-
-def epoch_order(rows: int, seed: int, epoch: int) -> list[int]:
-    """Return the order the rows are visited in during ``epoch`` (0-based).
-
-    It depends only on ``seed`` and ``epoch`` (never on a random state left
-    by earlier training), so a resumed run visits the rows in the same order.
-    """
-    import torch
-
-    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
-    generator = torch.Generator()
-    generator.manual_seed(int.from_bytes(digest[:7], "little"))
-    order: list[int] = torch.randperm(rows, generator=generator).tolist()
-    return order
-
-
-@attrs.frozen(kw_only=True)
-class TrainPlan:
-    """The resolved settings of one training run.
-
-    Attributes:
-        learning_rate: the peak learning rate.
-        weight_decay: AdamW's decoupled weight decay.
-        max_grad_norm: clip the gradients' norm to this (0: no clipping).
-        lr_scheduler: ``linear``, ``cosine`` or ``constant`` (after the warmup).
-        warmup_steps: steps of linear warmup.
-        batch_size: packed rows per micro-batch (per process).
-        gradient_accumulation_steps: micro-batches per optimizer step (per process).
-        steps_per_epoch: optimizer steps in one pass over the rows.
-        total_steps: optimizer steps of the whole run.
-        seed: seeds the row order of each epoch.
-        eval_every: evaluate every this many steps (also at each epoch end and the last step).
-        save_every: save a checkpoint every this many steps (also at each epoch end and the end).
-        keep_checkpoints: how many checkpoints to keep.
-        fingerprint: the hash of the settings and the data.
-        settings: the settings hashed, saved in each checkpoint.
-        progress: print a progress line per step on stderr.
-    """
-
-    learning_rate: float
-    weight_decay: float
-    max_grad_norm: float
-    lr_scheduler: str
-    warmup_steps: int
-    batch_size: int
-    gradient_accumulation_steps: int
-    steps_per_epoch: int
-    total_steps: int
-    seed: int
-    eval_every: int | None
-    save_every: int | None
-    keep_checkpoints: int
-    fingerprint: str
-    settings: dict[str, Any] = attrs.field(factory=dict)
-    progress: bool = False
-
-    def step_batches(self, rows: int, epoch: int, world: int) -> list[list[list[int]]]:
-        """Return each step of ``epoch``: its micro-batches, each a list of row indices."""
-        order = epoch_order(rows, self.seed, epoch)
-        micro = [order[i : i + self.batch_size] for i in range(0, rows, self.batch_size)]
-        width = self.gradient_accumulation_steps * world
-        return [micro[i : i + width] for i in range(0, len(micro), width)]
 
 
 @attrs.frozen(kw_only=True)
@@ -156,6 +97,8 @@ class _Loop:
     saved_step: int = -1
     boundary: RngState | None = None
     updating: bool = False
+    attention: AttentionSwitch | None = None
+    trained_logits: bool = False
 
     # -- one step -------------------------------------------------------------------------
 
@@ -172,6 +115,13 @@ class _Loop:
         batch = collate([rows[i] for i in indices], pad_token_id=self.pad_token_id)
         return {name: value.to(self.accelerator.device) for name, value in batch.items()}
 
+    def _stats(self, model: Any, batch: dict[str, Any]) -> tuple[Any, int, int]:
+        """Return the batch's summed loss, argmax hits and scored tokens."""
+        if self.trained_logits:
+            with self.accelerator.autocast():
+                return trained_token_stats(model, batch)
+        return token_stats(forward_packed(model, batch), batch["labels"])
+
     def train_step(self, batches: list[list[int]]) -> tuple[float | None, float | None, int]:
         """Run one optimizer step; return its loss, token accuracy and real tokens."""
         accelerator, world = self.accelerator, self.accelerator.num_processes
@@ -185,8 +135,7 @@ class _Loop:
             sync = contextlib.nullcontext() if last else accelerator.no_sync(self.model)
             with sync:
                 batch = self._batch(self.rows, indices)
-                logits = forward_packed(self.model, batch)
-                loss_sum, correct, count = token_stats(logits, batch["labels"])
+                loss_sum, correct, count = self._stats(self.model, batch)
                 accelerator.backward(loss_sum * (scale * weight))
             if weight:
                 loss_total += float(loss_sum.detach())
@@ -223,8 +172,7 @@ class _Loop:
         with torch.no_grad(), accelerator.autocast():
             for indices in chunks[accelerator.process_index :: world]:
                 batch = self._batch(self.valid_rows, indices)
-                logits = forward_packed(model, batch)
-                loss_sum, correct, count = token_stats(logits, batch["labels"])
+                loss_sum, correct, count = self._stats(model, batch)
                 loss_total += float(loss_sum)
                 correct_total += correct
                 count_total += count
@@ -243,15 +191,17 @@ class _Loop:
         if self.state.step == self.saved_step:
             return
         if self.accelerator.is_main_process:
-            folder = save_checkpoint(
-                self.output_dir,
-                model=self.accelerator.unwrap_model(self.model),
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
-                scaler=getattr(self.accelerator, "scaler", None),
-                rng=rng,
-                state=self.state,
-            )
+            # the checkpoint is saved with the model's own attention implementation
+            with self.attention.suspended() if self.attention else contextlib.nullcontext():
+                folder = save_checkpoint(
+                    self.output_dir,
+                    model=self.accelerator.unwrap_model(self.model),
+                    optimizer=self.optimizer,
+                    scheduler=self.scheduler,
+                    scaler=getattr(self.accelerator, "scaler", None),
+                    rng=rng,
+                    state=self.state,
+                )
             log.info("saved checkpoint %s", folder)
             rotate_checkpoints(self.output_dir, self.plan.keep_checkpoints)
         self.saved_step = self.state.step
@@ -377,6 +327,13 @@ def train_loop(
         num_training_steps=plan.total_steps,
     )
     model, optimizer = accelerator.prepare(model, optimizer)
+    plain = accelerator.unwrap_model(model)
+    attention = use_packed_attention(plain, autocast=accelerator.autocast)
+    trained_logits = (
+        accelerator.num_processes == 1
+        and plain is model
+        and supports_trained_logits(plain, autocast=accelerator.autocast)
+    )
     state = TrainState(
         step=0, trained_tokens=0, fingerprint=plan.fingerprint, settings=plan.settings
     )
@@ -407,8 +364,13 @@ def train_loop(
         counts=[label_count(row) for row in rows],
         state=state,
         saved_step=start if resume_from is not None else -1,
+        attention=attention,
+        trained_logits=trained_logits,
     )
     model.train()
-    with _interrupts(loop):
-        loop.run()
+    try:
+        with _interrupts(loop):
+            loop.run()
+    finally:
+        attention.restore()
     return TrainOutcome(model=accelerator.unwrap_model(model), state=loop.state, resumed_from=start)
