@@ -20,6 +20,7 @@ import attrs
 from finetune_web.backends.local._deps import require_local
 from finetune_web.backends.local._encode import ChatEncoder
 from finetune_web.backends.local._model import (
+    from_pretrained,
     load_tokenizer,
     quiet_peft,
     resolve_precision,
@@ -220,14 +221,7 @@ def load_model(
     weights = torch_dtype(resolve_precision(precision, target))
     tokenizer_source = adapter if adapter is not None and _has_tokenizer(adapter) else base
     tokenizer = load_tokenizer(tokenizer_source)
-    try:
-        model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=weights)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot load the model {base!r}: {exc}; give a local model directory or the id "
-            "of a model already in the Hugging Face cache",
-            ErrorContext(path=base),
-        ) from exc
+    model = from_pretrained(AutoModelForCausalLM.from_pretrained, base, "model", dtype=weights)
     stop_ids = end_of_turn_ids(model, tokenizer)
     if not stop_ids:
         raise ConfigError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -31,6 +31,7 @@ __all__ = [
     "LoraOptions",
     "Method",
     "Precision",
+    "from_pretrained",
     "has_bitsandbytes",
     "load_tokenizer",
     "load_training_model",
@@ -144,6 +145,28 @@ def torch_dtype(precision: str) -> torch.dtype:
     return dtypes[precision]
 
 
+def from_pretrained(loader: Callable[..., Any], source: str, what: str, **kwargs: Any) -> Any:
+    """Call a Hugging Face ``from_pretrained`` loader, turning a failure into a ConfigError.
+
+    Args:
+        loader: e.g. ``AutoModelForCausalLM.from_pretrained``.
+        source: the id or directory to load.
+        what: ``"model"`` or ``"tokenizer"``, named in the message.
+        **kwargs: passed to the loader.
+
+    Raises:
+        ConfigError: the source cannot be loaded (missing, offline, not a model).
+    """
+    try:
+        return loader(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot load the {what} {source!r}: {exc}; give a local directory or the id "
+            "of a model already in the Hugging Face cache",
+            ErrorContext(path=source),
+        ) from exc
+
+
 def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     """Load the tokenizer of ``source`` (a Hugging Face id or a directory).
 
@@ -152,14 +175,9 @@ def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
     """
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot load the tokenizer {source!r}: {exc}; give a local directory or the id "
-            "of a model already in the Hugging Face cache",
-            ErrorContext(path=source),
-        ) from exc
+    tokenizer: PreTrainedTokenizerBase = from_pretrained(
+        AutoTokenizer.from_pretrained, source, "tokenizer"
+    )
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(
             f"the tokenizer of {source!r} is not a fast tokenizer; training needs one "
@@ -258,14 +276,7 @@ def load_training_model(
         kwargs["dtype"] = torch_dtype(precision)
     else:  # full: float32 master weights, autocast does the rest
         kwargs["dtype"] = torch_dtype("fp32")
-    try:
-        model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"cannot load the model {source!r}: {exc}; give a local model directory or the id "
-            "of a model already in the Hugging Face cache",
-            ErrorContext(path=source),
-        ) from exc
+    model = from_pretrained(AutoModelForCausalLM.from_pretrained, source, "model", **kwargs)
     model.config.use_cache = False
     checkpointing = {"use_reentrant": False}
     if method == "qlora":
