@@ -13,8 +13,9 @@ micro-batches of a step are dealt round-robin to the processes; only the
 main process saves, prints and calls the callbacks.
 
 The forward passes attend within each packed example only where the model
-allows it (:mod:`._attention`), and a single process computes logits only
-at the trained positions (:func:`trained_token_stats`): both exact.
+allows it (:mod:`._attention`), LoRA layers run through one merged weight
+(:mod:`._fused_lora`), and a single process computes logits only at the
+trained positions (:func:`trained_token_stats`): all exact.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from finetune_web.backends.local._checkpoint import (
     rotate_checkpoints,
     save_checkpoint,
 )
+from finetune_web.backends.local._fused_lora import fuse_lora
 from finetune_web.backends.local._run import TrainPlan, epoch_order, label_count
 from finetune_web.interfaces import MetricCallback
 from finetune_web.records import MetricEvent, Pack
@@ -329,6 +331,7 @@ def train_loop(
     model, optimizer = accelerator.prepare(model, optimizer)
     plain = accelerator.unwrap_model(model)
     attention = use_packed_attention(plain, autocast=accelerator.autocast)
+    fused = fuse_lora(plain)
     trained_logits = (
         accelerator.num_processes == 1
         and plain is model
@@ -372,5 +375,6 @@ def train_loop(
         with _interrupts(loop):
             loop.run()
     finally:
+        fused.restore()
         attention.restore()
     return TrainOutcome(model=accelerator.unwrap_model(model), state=loop.state, resumed_from=start)
