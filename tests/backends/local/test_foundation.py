@@ -123,12 +123,14 @@ def test_packed_examples_do_not_see_each_other(encoder: ChatEncoder, model: obje
                 alone = forward_packed(
                     model,
                     collate(
-                        [type(row)(
-                            input_ids=ids,
-                            labels=ids,
-                            position_ids=range(len(ids)),
-                            example_ids=[example_id],
-                        )],
+                        [
+                            type(row)(
+                                input_ids=ids,
+                                labels=ids,
+                                position_ids=range(len(ids)),
+                                example_ids=[example_id],
+                            )
+                        ],
                         pad_token_id=0,
                     ),
                 )[0]
