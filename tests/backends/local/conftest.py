@@ -49,6 +49,31 @@ TRAIN = [chat(i) for i in range(40)]
 VALID = [chat(i) for i in range(40, 46)]
 
 
+def random_lora(tiny_model: Path, dropout: float = 0.0) -> Any:
+    """Return the tiny model with seeded LoRA adapters whose ``lora_B`` is moved off zero.
+
+    peft starts ``lora_B`` at 0, so that the adapters change nothing; random
+    values make them contribute, so comparisons of adapted layers can fail.
+    """
+    import torch
+
+    from finetune_web.backends.local._model import LoraOptions, load_training_model
+
+    torch.manual_seed(0)
+    model = load_training_model(
+        str(tiny_model),
+        method="lora",
+        lora=LoraOptions(dropout=dropout),
+        precision="fp32",
+        device=torch.device("cpu"),
+        gradient_checkpointing=False,
+    )
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    return model
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """Run torch on one thread: on tensors this small, handing work to threads costs more."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from finetune_web.records import Pack
-from tests.backends.local.conftest import PEFT_WARNING, TRAIN
+from tests.backends.local.conftest import PEFT_WARNING, TRAIN, random_lora
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -45,24 +45,6 @@ def _plain(tiny_model: Path) -> Any:
     auto = transformers.AutoModelForCausalLM
     model = auto.from_pretrained(tiny_model, attn_implementation="sdpa")
     model.eval()
-    return model
-
-
-def _lora(tiny_model: Path) -> Any:
-    from finetune_web.backends.local._model import LoraOptions, load_training_model
-
-    torch.manual_seed(0)
-    model = load_training_model(
-        str(tiny_model),
-        method="lora",
-        lora=LoraOptions(),
-        precision="fp32",
-        device=torch.device("cpu"),
-        gradient_checkpointing=False,
-    )
-    for name, parameter in model.named_parameters():  # peft starts lora_B at 0: move it off
-        if "lora_B" in name:
-            torch.nn.init.normal_(parameter, std=0.05)
     return model
 
 
@@ -158,7 +140,7 @@ def test_trained_token_stats_equal_token_stats_on_full_logits(
 ) -> None:
     """Loss (within 1e-5 relative), argmax hits and token count equal token_stats' on full
     logits, and a batch with nothing to train gives zeros."""
-    model = _lora(tiny_model)
+    model = random_lora(tiny_model)
     model.eval()
     assert supports_trained_logits(model)
     batch = collate(rows, pad_token_id=0)
@@ -179,7 +161,7 @@ def test_lora_gradients_match_between_the_fast_and_the_current_path(
 ) -> None:
     """One batch's LoRA gradients from per-example attention plus trained-position logits equal
     (within 1e-5) those from SDPA on full logits."""
-    model = _lora(tiny_model)
+    model = random_lora(tiny_model)
     batch = collate(rows, pad_token_id=0)
 
     def gradients(fast: bool) -> dict[str, Any]:

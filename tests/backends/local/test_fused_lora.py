@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from finetune_web.records import Pack
-from tests.backends.local.conftest import PEFT_WARNING, TRAIN
+from tests.backends.local.conftest import PEFT_WARNING, TRAIN, random_lora
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -37,24 +37,6 @@ def batch(tiny_model: Path) -> dict[str, Any]:
     return collate(rows, pad_token_id=0)
 
 
-def _lora(tiny_model: Path, dropout: float = 0.0) -> Any:
-    from finetune_web.backends.local._model import LoraOptions, load_training_model
-
-    torch.manual_seed(0)
-    model = load_training_model(
-        str(tiny_model),
-        method="lora",
-        lora=LoraOptions(dropout=dropout),
-        precision="fp32",
-        device=torch.device("cpu"),
-        gradient_checkpointing=False,
-    )
-    for name, parameter in model.named_parameters():  # peft starts lora_B at 0: move it off
-        if "lora_B" in name:
-            torch.nn.init.normal_(parameter, std=0.05)
-    return model
-
-
 def _run(model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """Return the logits of one training forward and the gradients of its mean loss."""
     model.zero_grad(set_to_none=True)
@@ -78,7 +60,7 @@ def test_merged_forward_gives_peft_logits_and_gradients(tiny_model: Path, batch:
     """Every LoRA layer of the model is switched; its logits (within 1e-5) and every adapter
     gradient (within 1e-5 of its scale) equal peft's own layers'; restoring puts peft's forward
     back, and switching twice does not wrap twice."""
-    model = _lora(tiny_model)
+    model = random_lora(tiny_model)
     model.train()
     expected_logits, expected = _run(model, batch)
     fused = fuse_lora(model)
@@ -104,7 +86,7 @@ def test_layers_it_cannot_compute_run_peft_forward(tiny_model: Path, batch: Any)
     """With dropout active in training a switched layer runs peft's own forward (the same
     random draws give identical logits); in eval mode dropout is off and the merged form runs,
     within 1e-5 of peft; with the adapters disabled the result is exactly the base model's."""
-    model = _lora(tiny_model, dropout=0.3)
+    model = random_lora(tiny_model, dropout=0.3)
     model.train()
     torch.manual_seed(11)
     expected = forward_packed(model, batch).detach()
@@ -161,7 +143,7 @@ def test_gradients_flow_only_to_the_input_and_the_adapters() -> None:
 def test_under_autocast_it_computes_in_the_autocast_dtype(tiny_model: Path, batch: Any) -> None:
     """Under CPU bfloat16 autocast the switched layers return bfloat16 like peft's layers, the
     logits agree with peft's within bfloat16 rounding, and the adapter gradients stay float32."""
-    model = _lora(tiny_model)
+    model = random_lora(tiny_model)
     model.train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         expected_logits, expected = _run(model, batch)
