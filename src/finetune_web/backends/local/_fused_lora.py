@@ -62,7 +62,9 @@ def _autograd_function() -> type[Any]:
         @staticmethod
         def backward(
             ctx: Any, grad: torch.Tensor
-        ) -> tuple[torch.Tensor | None, None, None, torch.Tensor, torch.Tensor, None, None]:
+        ) -> tuple[
+            torch.Tensor | None, None, None, torch.Tensor | None, torch.Tensor | None, None, None
+        ]:
             flat, down, weight, lora_a, lora_b = ctx.saved_tensors
             scaling, dtype = ctx.scaling, ctx.dtype
             grad = grad.to(dtype)
@@ -72,9 +74,12 @@ def _autograd_function() -> type[Any]:
                 merged = _merged(weight, lora_a, lora_b, scaling, dtype)
                 grad_x = (rows @ merged).reshape(ctx.shape)
             # thin products as [r, tokens] @ [tokens, n]: on CPU much faster than the transpose
-            through_b = lora_b.to(dtype).t() @ rows.t()
-            grad_b = (down.t() @ rows).t().mul(scaling).to(lora_b.dtype)
-            grad_a = (through_b @ flat).mul_(scaling).to(lora_a.dtype)
+            grad_a = grad_b = None
+            if ctx.needs_input_grad[3]:
+                through_b = lora_b.to(dtype).t() @ rows.t()
+                grad_a = (through_b @ flat).mul_(scaling).to(lora_a.dtype)
+            if ctx.needs_input_grad[4]:
+                grad_b = (down.t() @ rows).t().mul(scaling).to(lora_b.dtype)
             return grad_x, None, None, grad_a, grad_b, None, None
 
     return LoraLinear
