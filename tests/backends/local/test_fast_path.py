@@ -134,6 +134,43 @@ def test_per_example_attention_honours_scaling_and_dropout() -> None:
     assert not torch.allclose(dropped, out)
 
 
+def test_per_segment_kernels_give_the_outputs_and_gradients_of_sdpa_on_each_segment() -> None:
+    """On the CPU one autograd node runs every segment (its grad_fn says so), and its output and
+    the gradients of queries, keys and values (inputs laid out as transformers lays them out,
+    not contiguous) equal, within 1e-6, those of causal SDPA run segment by segment."""
+    torch.manual_seed(4)
+    # [B, T, heads, dim] seen as [B, heads, T, dim], as the attention layers hand them over
+    query, key, value = (torch.randn(2, 9, 3, 8).transpose(1, 2).requires_grad_() for _ in range(3))
+    positions = torch.tensor([[0, 1, 2, 3, 0, 1, 0, 1, 2], [0, 1, 2, 3, 4, 5, 6, 0, 1]])
+    spans = [[(0, 4), (4, 6), (6, 9)], [(0, 7), (7, 9)]]
+    out, _ = packed_attention_forward(
+        _Layer().train(), query, key, value, None, scaling=0.4, position_ids=positions
+    )
+    assert "SegmentAttention" in type(out.grad_fn).__name__
+    weights = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weights).sum(), (query, key, value))
+    pieces = []
+    for row, pairs in enumerate(spans):
+        for start, end in pairs:
+            part = slice(start, end)
+            pieces.append(
+                torch.nn.functional.scaled_dot_product_attention(
+                    query[row : row + 1, :, part],
+                    key[row : row + 1, :, part],
+                    value[row : row + 1, :, part],
+                    is_causal=True,
+                    scale=0.4,
+                ).transpose(1, 2)
+            )
+    rows = [torch.cat(pieces[:3], dim=1), torch.cat(pieces[3:], dim=1)]
+    expected = torch.cat(rows, dim=0)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (query, key, value))
+    assert (out - expected).abs().max().item() <= 1e-6
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert want.abs().max().item() > 1e-3  # not vacuous
+        assert (got - want).abs().max().item() <= 1e-6
+
+
 @pytest.mark.filterwarnings(PEFT_WARNING)
 def test_trained_token_stats_equal_token_stats_on_full_logits(
     tiny_model: Path, rows: list[Pack]

@@ -8,7 +8,9 @@ finds each example from the ``position_ids`` the model hands its attention
 layers (a segment starts wherever a position does not follow the one before,
 as transformers itself decides) and runs causal
 ``scaled_dot_product_attention`` on each segment alone: the same result,
-for the cost of the examples' own blocks.
+for the cost of the examples' own blocks.  On the CPU, without dropout, one
+autograd node calls torch's flash-attention kernels segment by segment and
+writes outputs and gradients in place, with no splitting or concatenating.
 
 It is used for training and evaluation forwards only, and only where it is
 exact: :func:`use_packed_attention` switches a model whose attention goes
@@ -21,6 +23,7 @@ original implementation back (for saving, for generation, at the end).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -126,14 +129,23 @@ def packed_attention_forward(
     groups = int(getattr(module, "num_key_value_groups", 1))
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     dropout_p = dropout if module.training else 0.0
+    segments = _segments(position_ids, batch, length)
+    function = _cpu_segments_function()
+    if (
+        function is not None
+        and dropout_p == 0.0
+        and query.device.type == "cpu"
+        and query.dtype == key.dtype == value.dtype
+    ):
+        spans = [(row, start, end) for row, pairs in enumerate(segments) for start, end in pairs]
+        attended: torch.Tensor = function.apply(query, key, value, spans, scaling)
+        return attended, None
     rows = []
     # unbind and split (not slicing) so that the backward pass joins the gradients in one
     # concatenation instead of adding one zero-padded full-size tensor per segment
     parts = zip(query.unbind(0), key.unbind(0), value.unbind(0), strict=True)
-    for (queries, keys, values), segments in zip(
-        parts, _segments(position_ids, batch, length), strict=True
-    ):
-        sizes = [end - start for start, end in segments]
+    for (queries, keys, values), pairs in zip(parts, segments, strict=True):
+        sizes = [end - start for start, end in pairs]
         pieces = [
             torch.nn.functional.scaled_dot_product_attention(
                 q[None], k[None], v[None], dropout_p=dropout_p, is_causal=True, scale=scaling
@@ -146,8 +158,90 @@ def packed_attention_forward(
             )
         ]
         rows.append(pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2))
-    attended = rows[0] if batch == 1 else torch.cat(rows, dim=0)
-    return attended.transpose(1, 2).contiguous(), None
+    joined = rows[0] if batch == 1 else torch.cat(rows, dim=0)
+    return joined.transpose(1, 2).contiguous(), None
+
+
+@functools.cache
+def _cpu_segments_function() -> type[Any] | None:
+    """Return the autograd function that runs torch's CPU flash kernels segment by segment.
+
+    One node for the whole batch: each segment's output is written straight
+    into the ``[B, T, heads, head_dim]`` result and each segment's gradients
+    straight into full-size gradient tensors, so neither pass splits,
+    concatenates or transposes.  ``None`` when this torch has no such
+    kernels (then the generic per-segment SDPA path runs).
+    """
+    import torch
+
+    names = (
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention_for_cpu_backward",
+    )
+    if not all(hasattr(torch.ops.aten, name) for name in names):
+        return None
+    return _build_cpu_function()
+
+
+def _build_cpu_function() -> type[Any]:
+    import torch
+
+    forward_kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    backward_kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
+
+    class SegmentAttention(torch.autograd.Function):
+        @staticmethod
+        def forward(
+            ctx: Any,
+            query: torch.Tensor,
+            key: torch.Tensor,
+            value: torch.Tensor,
+            spans: list[tuple[int, int, int]],
+            scale: float | None,
+        ) -> torch.Tensor:
+            batch, heads, length, width = query.shape
+            out = query.new_empty((batch, length, heads, width))
+            logsumexp: torch.Tensor | None = None
+            for row, start, end in spans:
+                piece, lse = forward_kernel(
+                    query[row : row + 1, :, start:end],
+                    key[row : row + 1, :, start:end],
+                    value[row : row + 1, :, start:end],
+                    0.0,
+                    True,
+                    scale=scale,
+                )
+                if logsumexp is None:
+                    logsumexp = lse.new_empty((batch, heads, length))
+                out[row, start:end] = piece[0].transpose(0, 1)
+                logsumexp[row, :, start:end] = lse[0]
+            ctx.save_for_backward(query, key, value, out, logsumexp)
+            ctx.spans, ctx.scale = spans, scale
+            return out
+
+        @staticmethod
+        def backward(
+            ctx: Any, grad: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
+            query, key, value, out, logsumexp = ctx.saved_tensors
+            grads = (torch.empty_like(query), torch.empty_like(key), torch.empty_like(value))
+            for row, start, end in ctx.spans:
+                parts = backward_kernel(
+                    grad[row : row + 1, start:end].transpose(1, 2),
+                    query[row : row + 1, :, start:end],
+                    key[row : row + 1, :, start:end],
+                    value[row : row + 1, :, start:end],
+                    out[row : row + 1, start:end].transpose(1, 2),
+                    logsumexp[row : row + 1, :, start:end],
+                    0.0,
+                    True,
+                    scale=ctx.scale,
+                )
+                for full, part in zip(grads, parts, strict=True):
+                    full[row : row + 1, :, start:end] = part
+            return (*grads, None, None)
+
+    return SegmentAttention
 
 
 def _packed_mask(*args: Any, **kwargs: Any) -> torch.Tensor | None:
