@@ -10,7 +10,9 @@ model that way.
 Only the assistant's tokens are trained, so :func:`trained_token_stats`
 runs the decoder alone and applies the output head only at the positions
 whose next label is trained: the same loss and accuracy as
-:func:`token_stats` on full logits, without the ``[B, T, V]`` logits.
+:func:`token_stats` on full logits, without the ``[B, T, V]`` logits.  A
+plain frozen head runs with the loss a block of positions at a time
+(:mod:`._head_loss`), so not even the trained positions' logits are kept.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_web.backends.local._checkpoint import is_peft_model
 from finetune_web.backends.local._encode import IGNORE_INDEX
+from finetune_web.backends.local._head_loss import head_loss, plain_head
 from finetune_web.packing import BestFitPacker
 from finetune_web.records import Pack, Tokenized
 
@@ -155,11 +158,15 @@ def trained_token_stats(
     ).last_hidden_state
     targets = batch["labels"][:, 1:]
     mask = targets != IGNORE_INDEX
-    logits = head(hidden[:, :-1][mask]).float()
-    count = int(logits.shape[0])
+    trained = hidden[:, :-1][mask]
+    chosen = targets[mask]
+    count = int(chosen.shape[0])
+    if count > 0 and plain_head(head):
+        loss_sum, hits = head_loss(trained, head, chosen)
+        return loss_sum, int(hits.item()), count
+    logits = head(trained).float()
     if count == 0:
         return logits.sum() * 0.0, 0, 0
-    chosen = targets[mask]
     loss_sum = torch.nn.functional.cross_entropy(logits, chosen, reduction="sum")
     correct = int((logits.argmax(dim=-1) == chosen).sum().item())
     return loss_sum, correct, count
