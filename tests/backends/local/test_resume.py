@@ -161,3 +161,43 @@ def test_resume_from_a_named_checkpoint(
     assert tuple(seen) == reference_run.result.metrics[step:]
     assert run.result.metrics == reference_run.result.metrics
     assert run.result.trained_tokens == reference_run.result.trained_tokens
+
+
+@pytest.mark.parametrize("damage", ["trainer", "adapter"])
+def test_a_damaged_checkpoint_is_refused_by_name_and_leaves_the_model_as_it_was(
+    tiny_model: Path,
+    tmp_path: Path,
+    reference_run: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+) -> None:
+    """A truncated trainer.pt or a missing adapter file in the checkpoint being resumed raises
+    RunStateError naming that file (not a bare torch or safetensors error), and the model is
+    back on its own attention and LoRA forwards although training never started."""
+    from finetune_web.backends.local import _train
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reference_run.result.metadata["output_dir"], copy)
+    newest = copy / "checkpoints" / "step-6"
+    if damage == "trainer":
+        broken = newest / "trainer.pt"
+        broken.write_bytes(broken.read_bytes()[:100])
+    else:
+        broken = newest / "adapter" / "adapter_model.safetensors"
+        broken.unlink()
+    switches: list[Any] = []
+
+    def spy(switch_on: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            switches.append(switch_on(*args, **kwargs))
+            return switches[-1]
+
+        return wrapped
+
+    monkeypatch.setattr(_train, "use_packed_attention", spy(_train.use_packed_attention))
+    monkeypatch.setattr(_train, "fuse_lora", spy(_train.fuse_lora))
+    with pytest.raises(RunStateError, match="cannot read the checkpoint file") as caught:
+        _backend(tiny_model, copy).fine_tune(TRAIN, VALID)
+    assert caught.value.context.path == str(broken)
+    assert len(switches) == 2
+    assert not any(switch.active for switch in switches)

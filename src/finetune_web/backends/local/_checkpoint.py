@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -274,25 +275,49 @@ def read_state(folder: Path) -> tuple[TrainState, dict[str, Any]]:
 
 
 def load_trainer_state(folder: Path) -> dict[str, Any]:
-    """Return a checkpoint's optimizer, scheduler, scaler and torch random states."""
+    """Return a checkpoint's optimizer, scheduler, scaler and torch random states.
+
+    Raises:
+        RunStateError: the file is missing, truncated or not a trainer state.
+    """
     import torch
 
-    loaded: dict[str, Any] = torch.load(folder / TRAINER_FILE, map_location="cpu")
+    path = folder / TRAINER_FILE
+    loaded: Any = _read(path, lambda: torch.load(path, map_location="cpu"))
+    if not isinstance(loaded, dict) or not {"optimizer", "scheduler", "rng"} <= set(loaded):
+        raise RunStateError(
+            "the checkpoint's trainer state lacks the optimizer, scheduler or random states",
+            ErrorContext(path=str(path)),
+        )
     return loaded
+
+
+def _read(path: Path, load: Callable[[], Any]) -> Any:
+    """Return ``load()``; a file that cannot be read becomes a :class:`RunStateError` naming it."""
+    try:
+        return load()
+    except Exception as exc:  # torch and safetensors raise many kinds for a damaged file
+        raise RunStateError(
+            f"cannot read the checkpoint file ({type(exc).__name__}: {exc}); delete the "
+            f"checkpoint folder to resume from an older one, or pass resume=None with a new "
+            f"output_dir",
+            ErrorContext(path=str(path)),
+        ) from exc
 
 
 def load_weights(model: Any, folder: Path) -> None:
     """Put a checkpoint's trained weights into ``model`` (unwrapped), in place.
 
     Raises:
-        RunStateError: the checkpoint's weights do not fit the model.
+        RunStateError: the checkpoint's weights are unreadable or do not fit the model.
     """
     from safetensors.torch import load_file
 
     if is_peft_model(model):
         from peft import set_peft_model_state_dict
 
-        saved = load_file(str(folder / ADAPTER_DIR / _ADAPTER_WEIGHTS))
+        adapter = folder / ADAPTER_DIR / _ADAPTER_WEIGHTS
+        saved = _read(adapter, lambda: load_file(str(adapter)))
         result: Any = set_peft_model_state_dict(model, saved)
         if result.unexpected_keys:
             raise RunStateError(
@@ -301,7 +326,8 @@ def load_weights(model: Any, folder: Path) -> None:
                 ErrorContext(path=str(folder)),
             )
         return
-    tensors = load_file(str(folder / WEIGHTS_FILE))
+    weights = folder / WEIGHTS_FILE
+    tensors: dict[str, Any] = _read(weights, lambda: load_file(str(weights)))
     parameters = dict(model.named_parameters())
     missing = sorted(set(tensors) - set(parameters))
     if missing:

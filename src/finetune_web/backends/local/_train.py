@@ -46,7 +46,7 @@ from finetune_web.backends.local._checkpoint import (
     rotate_checkpoints,
     save_checkpoint,
 )
-from finetune_web.backends.local._fused_lora import fuse_lora
+from finetune_web.backends.local._fused_lora import FusedLora, fuse_lora
 from finetune_web.backends.local._run import TrainPlan, epoch_order, label_count
 from finetune_web.interfaces import MetricCallback
 from finetune_web.records import MetricEvent, Pack
@@ -284,6 +284,22 @@ def _interrupts(loop: _Loop) -> Iterator[None]:
         raise
 
 
+def _resume(
+    accelerator: Any, model: Any, optimizer: Any, scheduler: Any, folder: Path
+) -> TrainState:
+    """Load a checkpoint's weights, optimizer, scheduler, scaler and random states into the run."""
+    state, python_rng = read_state(folder)
+    load_weights(accelerator.unwrap_model(model), folder)
+    saved = load_trainer_state(folder)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None and "scaler" in saved:
+        scaler.load_state_dict(saved["scaler"])
+    RngState.from_saved(python_rng, saved["rng"]).restore()
+    return state
+
+
 def train_loop(
     *,
     accelerator: Any,
@@ -331,50 +347,44 @@ def train_loop(
     model, optimizer = accelerator.prepare(model, optimizer)
     plain = accelerator.unwrap_model(model)
     attention = use_packed_attention(plain, autocast=accelerator.autocast)
-    fused = fuse_lora(plain)
-    trained_logits = (
-        accelerator.num_processes == 1
-        and plain is model
-        and supports_trained_logits(plain, autocast=accelerator.autocast)
-    )
-    state = TrainState(
-        step=0, trained_tokens=0, fingerprint=plan.fingerprint, settings=plan.settings
-    )
-    if resume_from is not None:
-        state, python_rng = read_state(resume_from)
-        load_weights(accelerator.unwrap_model(model), resume_from)
-        saved = load_trainer_state(resume_from)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler = getattr(accelerator, "scaler", None)
-        if scaler is not None and "scaler" in saved:
-            scaler.load_state_dict(saved["scaler"])
-        RngState.from_saved(python_rng, saved["rng"]).restore()
-    start = state.step
-    if on_start is not None:
-        on_start(state)
-    loop = _Loop(
-        accelerator=accelerator,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        rows=rows,
-        valid_rows=valid_rows,
-        plan=plan,
-        pad_token_id=pad_token_id,
-        output_dir=output_dir,
-        callbacks=[*_progress(plan), *callbacks] if accelerator.is_main_process else [],
-        counts=[label_count(row) for row in rows],
-        state=state,
-        saved_step=start if resume_from is not None else -1,
-        attention=attention,
-        trained_logits=trained_logits,
-    )
-    model.train()
-    try:
+    fused: FusedLora | None = None
+    try:  # whatever fails, the model leaves with its own attention and LoRA forwards
+        fused = fuse_lora(plain)
+        trained_logits = (
+            accelerator.num_processes == 1
+            and plain is model
+            and supports_trained_logits(plain, autocast=accelerator.autocast)
+        )
+        state = TrainState(
+            step=0, trained_tokens=0, fingerprint=plan.fingerprint, settings=plan.settings
+        )
+        if resume_from is not None:
+            state = _resume(accelerator, model, optimizer, scheduler, resume_from)
+        start = state.step
+        if on_start is not None:
+            on_start(state)
+        loop = _Loop(
+            accelerator=accelerator,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            rows=rows,
+            valid_rows=valid_rows,
+            plan=plan,
+            pad_token_id=pad_token_id,
+            output_dir=output_dir,
+            callbacks=[*_progress(plan), *callbacks] if accelerator.is_main_process else [],
+            counts=[label_count(row) for row in rows],
+            state=state,
+            saved_step=start if resume_from is not None else -1,
+            attention=attention,
+            trained_logits=trained_logits,
+        )
+        model.train()
         with _interrupts(loop):
             loop.run()
     finally:
-        fused.restore()
+        if fused is not None:
+            fused.restore()
         attention.restore()
     return TrainOutcome(model=accelerator.unwrap_model(model), state=loop.state, resumed_from=start)
