@@ -171,3 +171,36 @@ def test_a_step_loss_is_weighted_by_tokens_over_the_accumulated_step(
     assert result.metrics[0].train_loss == pytest.approx(first.train_loss, abs=1e-6)
     assert result.metrics[0].train_mean_token_accuracy == first.train_mean_token_accuracy
     assert "step 1/1" in capsys.readouterr().err
+
+
+def test_a_cpu_run_updates_its_weights_with_the_fused_adamw_kernel(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The optimizer of a CPU LoRA run is torch's AdamW with fused=True (one kernel call per
+    step); parameters of mixed devices or a non-floating dtype would get the plain one."""
+    torch = pytest.importorskip("torch")
+    from finetune_web.backends.local import _train
+
+    made: list[dict[str, Any]] = []
+    real = torch.optim.AdamW
+
+    class Recording(real):  # type: ignore[misc,valid-type]
+        def __init__(self, params: Any, **kwargs: Any) -> None:
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Recording)
+    backend = LocalPEFTBackend(
+        model=str(tiny_model),
+        output_dir=tmp_path / "run",
+        seq_len=128,
+        batch_size=2,
+        max_steps=1,
+        device="cpu",
+        progress=False,
+    )
+    backend.train_model(TRAIN[:4], [])
+    assert [kwargs.get("fused") for kwargs in made] == [True]
+    assert _train._fusable([torch.zeros(2), torch.ones(3)])
+    assert not _train._fusable([torch.zeros(2), torch.zeros(2, device="meta")])
+    assert not _train._fusable([torch.zeros(2, dtype=torch.long)])

@@ -284,6 +284,21 @@ def _interrupts(loop: _Loop) -> Iterator[None]:
         raise
 
 
+#: Devices on which torch's AdamW has a fused kernel (one call updates every parameter).
+_FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def _fusable(parameters: Sequence[Any]) -> bool:
+    """Return whether AdamW can update ``parameters`` with its fused kernel (floating, on one
+    device kind it supports)."""
+    kinds = {parameter.device.type for parameter in parameters}
+    return (
+        len(kinds) == 1
+        and kinds <= set(_FUSED_ADAM_DEVICES)
+        and all(parameter.dtype.is_floating_point for parameter in parameters)
+    )
+
+
 def _resume(
     accelerator: Any, model: Any, optimizer: Any, scheduler: Any, folder: Path
 ) -> TrainState:
@@ -337,7 +352,12 @@ def train_loop(
     from transformers import get_scheduler
 
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=plan.learning_rate, weight_decay=plan.weight_decay)
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=plan.learning_rate,
+        weight_decay=plan.weight_decay,
+        fused=_fusable(trainable) or None,
+    )
     scheduler = get_scheduler(
         plan.lr_scheduler,
         optimizer,
