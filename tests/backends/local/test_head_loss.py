@@ -52,6 +52,26 @@ def test_loss_hits_and_gradient_equal_cross_entropy_on_full_logits(
     assert (grad - expected_grad).abs().max().item() <= 1e-6
 
 
+def test_tied_maxima_count_as_argmax_counts_them() -> None:
+    """When two vocabulary rows of the head are equal, their logits tie exactly at the top:
+    a target at the first of them is a hit and at the second a miss, as argmax decides, and
+    untied rows are counted as usual."""
+    head = _head(20, 6, bias=False)
+    hidden = torch.randn(9, 6)
+    hidden[:6] = torch.rand(6, 1) + 1.0  # six rows along (1, ..., 1)
+    with torch.no_grad():
+        head.weight[3] = 10.0  # so rows 3 and 7 give the largest logit of those six rows
+        head.weight[7] = head.weight[3]
+    targets = torch.tensor([3, 7, 3, 7, 3, 7, 0, 1, 2])
+    targets[6:] = head(hidden[6:]).argmax(-1)  # untied rows: certain hits
+    logits = head(hidden)
+    assert bool((logits[:6, 3] == logits[:6].amax(-1)).all())  # the tie is real
+    expected = int((logits.argmax(-1) == targets).sum())
+    with torch.no_grad():
+        _, hits = head_loss(hidden, head, targets)
+    assert int(hits) == expected == 6
+
+
 def test_without_gradients_it_keeps_no_graph_and_gives_the_same_loss() -> None:
     """Under no_grad (evaluation) the loss is the same and has no graph; hits are never
     differentiable."""
