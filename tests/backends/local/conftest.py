@@ -30,6 +30,8 @@ REFERENCE: dict[str, Any] = {
     "device": "cpu",
     "progress": False,
 }
+#: A short run of one or two steps: rows of 128 tokens, 2 rows a step, on the CPU.
+SHORT: dict[str, Any] = {"seq_len": 128, "batch_size": 2, "device": "cpu", "progress": False}
 
 
 def chat(index: int) -> Example:

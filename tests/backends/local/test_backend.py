@@ -16,7 +16,7 @@ from finetune_web.backends.local.backend import LocalPEFTBackend, LoraOptions
 from finetune_web.errors import ConfigError, MissingDependencyError
 from finetune_web.interfaces import Backend
 from finetune_web.records import MetricEvent, Preference
-from tests.backends.local.conftest import REFERENCE, TRAIN, chat
+from tests.backends.local.conftest import REFERENCE, SHORT, TRAIN, chat
 
 
 def test_options_are_a_picklable_record_that_describes_itself(tmp_path: Path) -> None:
@@ -191,13 +191,7 @@ def test_a_cpu_run_updates_its_weights_with_the_fused_adamw_kernel(
 
     monkeypatch.setattr(torch.optim, "AdamW", Recording)
     backend = LocalPEFTBackend(
-        model=str(tiny_model),
-        output_dir=tmp_path / "run",
-        seq_len=128,
-        batch_size=2,
-        max_steps=1,
-        device="cpu",
-        progress=False,
+        model=str(tiny_model), output_dir=tmp_path / "run", max_steps=1, **SHORT
     )
     backend.train_model(TRAIN[:4], [])
     assert [kwargs.get("fused") for kwargs in made] == [True]

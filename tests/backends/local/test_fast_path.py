@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from finetune_web.records import Pack
-from tests.backends.local.conftest import PEFT_WARNING, TRAIN, random_lora
+from tests.backends.local.conftest import PEFT_WARNING, SHORT, TRAIN, random_lora
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -244,13 +244,7 @@ def test_a_run_trains_on_the_fast_path_and_keeps_no_trace_of_it(
 
     monkeypatch.setattr(_train, "trained_token_stats", spy)
     backend = LocalPEFTBackend(
-        model=str(tiny_model),
-        output_dir=tmp_path / "run",
-        seq_len=128,
-        batch_size=2,
-        max_steps=2,
-        device="cpu",
-        progress=False,
+        model=str(tiny_model), output_dir=tmp_path / "run", max_steps=2, **SHORT
     )
     run = backend.train_model(TRAIN[:8], TRAIN[8:10])
     assert seen and set(seen) == {PACKED_ATTENTION}
