@@ -47,6 +47,7 @@ __all__ = [
     "load_trainer_state",
     "load_weights",
     "read_state",
+    "resume_into",
     "rotate_checkpoints",
     "save_checkpoint",
 ]
@@ -338,6 +339,30 @@ def load_weights(model: Any, folder: Path) -> None:
     with _no_grad():
         for name, tensor in tensors.items():
             parameters[name].copy_(tensor)
+
+
+def resume_into(
+    accelerator: Any, model: Any, optimizer: Any, scheduler: Any, folder: Path
+) -> TrainState:
+    """Load a checkpoint into a run and return the state it was saved in.
+
+    The weights go into the (unwrapped) model; the optimizer, the scheduler,
+    the gradient scaler (when the run has one) and every random state are
+    restored, so the next step is the one an uninterrupted run would take.
+
+    Raises:
+        RunStateError: a file of the checkpoint is unreadable or does not fit.
+    """
+    state, python_rng = read_state(folder)
+    load_weights(accelerator.unwrap_model(model), folder)
+    saved = load_trainer_state(folder)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None and "scaler" in saved:
+        scaler.load_state_dict(saved["scaler"])
+    RngState.from_saved(python_rng, saved["rng"]).restore()
+    return state
 
 
 def _no_grad() -> torch.no_grad:

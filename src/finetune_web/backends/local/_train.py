@@ -40,9 +40,7 @@ from finetune_web.backends.local._batches import (
 from finetune_web.backends.local._checkpoint import (
     RngState,
     TrainState,
-    load_trainer_state,
-    load_weights,
-    read_state,
+    resume_into,
     rotate_checkpoints,
     save_checkpoint,
 )
@@ -299,22 +297,6 @@ def _fusable(parameters: Sequence[Any]) -> bool:
     )
 
 
-def _resume(
-    accelerator: Any, model: Any, optimizer: Any, scheduler: Any, folder: Path
-) -> TrainState:
-    """Load a checkpoint's weights, optimizer, scheduler, scaler and random states into the run."""
-    state, python_rng = read_state(folder)
-    load_weights(accelerator.unwrap_model(model), folder)
-    saved = load_trainer_state(folder)
-    optimizer.load_state_dict(saved["optimizer"])
-    scheduler.load_state_dict(saved["scheduler"])
-    scaler = getattr(accelerator, "scaler", None)
-    if scaler is not None and "scaler" in saved:
-        scaler.load_state_dict(saved["scaler"])
-    RngState.from_saved(python_rng, saved["rng"]).restore()
-    return state
-
-
 def train_loop(
     *,
     accelerator: Any,
@@ -379,7 +361,7 @@ def train_loop(
             step=0, trained_tokens=0, fingerprint=plan.fingerprint, settings=plan.settings
         )
         if resume_from is not None:
-            state = _resume(accelerator, model, optimizer, scheduler, resume_from)
+            state = resume_into(accelerator, model, optimizer, scheduler, resume_from)
         start = state.step
         if on_start is not None:
             on_start(state)
