@@ -24,18 +24,8 @@ import httpx
 import openai
 
 from finetune_web._types import StrPath
-from finetune_web.backends._openai_errors import (
-    RunStateError,
-)
-from finetune_web.backends._openai_monitor import (
-    Checkpoint,
-    JobEvent,
-    JobSnapshot,
-    PollSchedule,
-    checkpoint_of,
-    list_events,
-    snapshot_of,
-)
+from finetune_web.backends._openai_control import JobControls
+from finetune_web.backends._openai_monitor import PollSchedule
 from finetune_web.backends._openai_options import (
     RUN_METADATA_KEY,
     AzureConfig,
@@ -84,8 +74,12 @@ log = logging.getLogger("finetune_web.backends.openai")
 
 
 @attrs.frozen(kw_only=True)
-class OpenAIBackend:
+class OpenAIBackend(JobControls):
     """Fine-tunes through an OpenAI-compatible fine-tuning API; resumes after any crash.
+
+    Besides starting runs, it acts on the job a run directory records:
+    :meth:`wait`, :meth:`status`, :meth:`cancel`, :meth:`pause`,
+    :meth:`resume`, :meth:`events` and :meth:`checkpoints`, from any process.
 
     Attributes:
         model: the base model (``gpt-4.1-mini-2025-04-14``...).
@@ -216,12 +210,6 @@ class OpenAIBackend:
             http_transport=self.http_transport,
             context=self._context(),
         )
-
-    def _job_id(self) -> str:
-        state = load_state(StateStore(self.run_dir))
-        if state.job_id is None:
-            raise RunStateError("this run has no job yet: run fine_tune first", self._context())
-        return state.job_id
 
     # -- training -------------------------------------------------------------------------
 
@@ -373,54 +361,3 @@ class OpenAIBackend:
             download_results=self.download_results,
             context=self._context(),
         )
-
-    # -- one job --------------------------------------------------------------------------
-
-    def wait(self, *, callbacks: Sequence[MetricCallback] = ()) -> FineTunedModel:
-        """Wait for the run's job (after a restart, without the data) and return the model.
-
-        Raises:
-            RunStateError: the run has no job yet.
-            FineTuneJobError: the job failed or was cancelled.
-        """
-        store = StateStore(self.run_dir)
-        journal = RunJournal(store, load_state(store))
-        self._job_id()
-        with self._client() as client:
-            return self._wait(client, self._caller(), journal, callbacks)
-
-    def _job_call(self, what: str, act: Callable[[openai.OpenAI, str], Any]) -> Any:
-        job_id = self._job_id()
-        with self._client() as client:
-            return self._caller().call(f"{what} job {job_id}", lambda: act(client, job_id))
-
-    def status(self) -> JobSnapshot:
-        """Return the run's job as it is now."""
-        return snapshot_of(self._job_call("check", lambda c, j: c.fine_tuning.jobs.retrieve(j)))
-
-    def cancel(self) -> JobSnapshot:
-        """Cancel the run's job."""
-        return snapshot_of(self._job_call("cancel", lambda c, j: c.fine_tuning.jobs.cancel(j)))
-
-    def pause(self) -> JobSnapshot:
-        """Pause the run's job (resume it with :meth:`resume`)."""
-        return snapshot_of(self._job_call("pause", lambda c, j: c.fine_tuning.jobs.pause(j)))
-
-    def resume(self) -> JobSnapshot:
-        """Resume the run's paused job."""
-        return snapshot_of(self._job_call("resume", lambda c, j: c.fine_tuning.jobs.resume(j)))
-
-    def events(self) -> tuple[JobEvent, ...]:
-        """Return all the events of the run's job, oldest first."""
-        job_id = self._job_id()
-        with self._client() as client:
-            found = list_events(client, self._caller(), job_id, seen=lambda _: False)
-        return tuple(found)
-
-    def checkpoints(self) -> tuple[Checkpoint, ...]:
-        """Return the checkpoints of the run's job, by step."""
-        page = self._job_call(
-            "list the checkpoints of",
-            lambda c, j: c.fine_tuning.jobs.checkpoints.list(j, limit=100),
-        )
-        return tuple(sorted((checkpoint_of(item) for item in page.data), key=lambda c: c.step))
