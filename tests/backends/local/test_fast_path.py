@@ -230,17 +230,20 @@ def test_a_run_trains_on_the_fast_path_and_keeps_no_trace_of_it(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A single-process LoRA run computes its loss by trained positions under per-example
-    attention; afterwards the model is back on SDPA and neither the saved adapter, its config
-    nor any checkpoint mentions the custom attention name."""
+    attention, with the last layer trimmed to those positions; afterwards the model is back on
+    SDPA and neither the saved adapter, its config nor any checkpoint mentions the custom
+    attention name."""
     from finetune_web.backends.local import _train
     from finetune_web.backends.local.backend import LocalPEFTBackend
 
     seen: list[str] = []
+    trims: list[bool] = []
     real = _train.trained_token_stats
 
-    def spy(model: Any, batch: Any) -> Any:
+    def spy(model: Any, batch: Any, **options: Any) -> Any:
         seen.append(model.config._attn_implementation)
-        return real(model, batch)
+        trims.append(options.get("trim", False))
+        return real(model, batch, **options)
 
     monkeypatch.setattr(_train, "trained_token_stats", spy)
     backend = LocalPEFTBackend(
@@ -248,6 +251,7 @@ def test_a_run_trains_on_the_fast_path_and_keeps_no_trace_of_it(
     )
     run = backend.train_model(TRAIN[:8], TRAIN[8:10])
     assert seen and set(seen) == {PACKED_ATTENTION}
+    assert set(trims) == {True}
     assert run.model.config._attn_implementation == "sdpa"
     files = [path for path in (tmp_path / "run").rglob("*") if path.suffix in {".json", ".md"}]
     assert any(path.name == "adapter_config.json" for path in files)

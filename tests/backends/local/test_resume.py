@@ -88,8 +88,8 @@ def test_an_interrupt_inside_a_step_resumes_from_the_step_before(
     real = {name: getattr(_train, name) for name in ("forward_packed", "trained_token_stats")}
 
     def interrupting(name: str) -> Any:
-        def forward(model: Any, batch: Any) -> Any:
-            result = real[name](model, batch)
+        def forward(model: Any, batch: Any, **options: Any) -> Any:
+            result = real[name](model, batch, **options)
             if finished and finished[-1] == 3 and model.training:
                 raise KeyboardInterrupt
             return result

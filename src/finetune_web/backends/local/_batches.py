@@ -25,6 +25,12 @@ from typing import TYPE_CHECKING, Any
 from finetune_web.backends.local._checkpoint import is_peft_model
 from finetune_web.backends.local._encode import IGNORE_INDEX
 from finetune_web.backends.local._head_loss import head_loss, plain_head
+from finetune_web.backends.local._last_layer import (
+    only_at,
+    position_wise_tail,
+    scored_rows,
+    supports_trimming,
+)
 from finetune_web.packing import BestFitPacker
 from finetune_web.records import Pack, Tokenized
 
@@ -37,6 +43,7 @@ __all__ = [
     "pack_examples",
     "real_tokens",
     "supports_trained_logits",
+    "supports_trimmed_tail",
     "token_stats",
     "trained_token_stats",
 ]
@@ -134,7 +141,7 @@ def _decoder_and_head(model: Any) -> tuple[Any, Any]:
 
 
 def trained_token_stats(
-    model: Any, batch: dict[str, torch.Tensor]
+    model: Any, batch: dict[str, torch.Tensor], *, trim: bool = False
 ) -> tuple[torch.Tensor, int, int]:
     """Return :func:`token_stats` of a packed batch, computing logits only where they are scored.
 
@@ -145,7 +152,9 @@ def trained_token_stats(
 
     Call it only on a model that is not wrapped for data parallelism (it
     calls the model's parts, bypassing the wrapper's ``forward``) and for
-    which :func:`supports_trained_logits` holds.
+    which :func:`supports_trained_logits` holds.  With ``trim`` (only where
+    :func:`supports_trimmed_tail` holds) the last layer's output projection
+    and MLP run at those positions only (:mod:`._last_layer`).
 
     Returns:
         ``(loss_sum, correct, count)`` as :func:`token_stats` returns them.
@@ -153,9 +162,12 @@ def trained_token_stats(
     import torch
 
     decoder, head = _decoder_and_head(model)
-    hidden = decoder(
-        input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
-    ).last_hidden_state
+    rows = scored_rows(batch["labels"]) if trim else None
+    tail = position_wise_tail(decoder) if rows is not None and rows.numel() else ()
+    with only_at(tail, rows) if tail and rows is not None else contextlib.nullcontext():
+        hidden = decoder(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).last_hidden_state
     targets = batch["labels"][:, 1:]
     mask = targets != IGNORE_INDEX
     trained = hidden[:, :-1][mask]
@@ -207,3 +219,15 @@ def supports_trained_logits(
     finally:
         model.train(training)
     return bool(full.shape == mine.shape and torch.allclose(full, mine, rtol=1e-6, atol=1e-6))
+
+
+def supports_trimmed_tail(
+    model: Any, *, autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+) -> bool:
+    """Return whether ``trained_token_stats(..., trim=True)`` is exact for ``model``.
+
+    See :func:`._last_layer.supports_trimming`; call it after
+    :func:`supports_trained_logits` holds, with the attention the training uses.
+    """
+    decoder, _ = _decoder_and_head(model)
+    return supports_trimming(model, decoder, autocast=autocast)

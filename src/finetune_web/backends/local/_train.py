@@ -14,8 +14,9 @@ main process saves, prints and calls the callbacks.
 
 The forward passes attend within each packed example only where the model
 allows it (:mod:`._attention`), LoRA layers run through one merged weight
-(:mod:`._fused_lora`), and a single process computes logits only at the
-trained positions (:func:`trained_token_stats`): all exact.
+(:mod:`._fused_lora`), and a single process computes logits, and the last
+layer's output projection and MLP, only at the trained positions
+(:func:`trained_token_stats`): all exact.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from finetune_web.backends.local._batches import (
     collate,
     forward_packed,
     supports_trained_logits,
+    supports_trimmed_tail,
     token_stats,
     trained_token_stats,
 )
@@ -99,6 +101,7 @@ class _Loop:
     updating: bool = False
     attention: AttentionSwitch | None = None
     trained_logits: bool = False
+    trim: bool = False
 
     # -- one step -------------------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class _Loop:
         """Return the batch's summed loss, argmax hits and scored tokens."""
         if self.trained_logits:
             with self.accelerator.autocast():
-                return trained_token_stats(model, batch)
+                return trained_token_stats(model, batch, trim=self.trim)
         return token_stats(forward_packed(model, batch), batch["labels"])
 
     def train_step(self, batches: list[list[int]]) -> tuple[float | None, float | None, int]:
@@ -357,6 +360,7 @@ def train_loop(
             and plain is model
             and supports_trained_logits(plain, autocast=accelerator.autocast)
         )
+        trim = trained_logits and supports_trimmed_tail(plain, autocast=accelerator.autocast)
         state = TrainState(
             step=0, trained_tokens=0, fingerprint=plan.fingerprint, settings=plan.settings
         )
@@ -381,6 +385,7 @@ def train_loop(
             saved_step=start if resume_from is not None else -1,
             attention=attention,
             trained_logits=trained_logits,
+            trim=trim,
         )
         model.train()
         with _interrupts(loop):

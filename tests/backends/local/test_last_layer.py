@@ -1,0 +1,121 @@
+"""The last layer's output projection and MLP, run only at the positions the loss reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune_web.records import Pack
+from tests.backends.local.conftest import PEFT_WARNING, TRAIN, random_lora
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from finetune_web.backends.local import ChatEncoder, collate, pack_examples  # noqa: E402
+from finetune_web.backends.local._batches import (  # noqa: E402
+    supports_trimmed_tail,
+    trained_token_stats,
+)
+from finetune_web.backends.local._last_layer import (  # noqa: E402
+    only_at,
+    position_wise_tail,
+    scored_rows,
+)
+from finetune_web.backends.local._model import _checkpoint_activations  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rows(tiny_model: Path) -> list[Pack]:
+    """Rows of 96 tokens holding several chat examples each (prompts are not trained)."""
+    encoder = ChatEncoder(transformers.AutoTokenizer.from_pretrained(tiny_model))
+    return pack_examples([encoder.encode(example) for example in TRAIN[:14]], seq_len=96)
+
+
+def _decoder(model: Any) -> Any:
+    return model.get_base_model().model
+
+
+def test_scored_rows_are_the_flat_positions_whose_next_label_is_trained() -> None:
+    """Position t of a row is scored when label t + 1 is trained; indices run over B * T."""
+    labels = torch.tensor([[-100, 5, 6, -100], [7, -100, -100, 8]])
+    assert scored_rows(labels).tolist() == [0, 1, 6]
+
+
+@pytest.mark.filterwarnings(PEFT_WARNING)
+def test_trimmed_tail_gives_the_loss_hits_and_gradients_of_the_full_layer(
+    tiny_model: Path, rows: list[Pack]
+) -> None:
+    """With the last layer trimmed, the summed loss (1e-5 relative), the argmax hits, the count
+    and every LoRA gradient (1e-5) equal those of the full layer on a packed batch."""
+    model = random_lora(tiny_model)
+    model.train()
+    assert supports_trimmed_tail(model)
+    batch = collate(rows, pad_token_id=0)
+    results = {}
+    for trim in (False, True):
+        model.zero_grad()
+        loss, correct, count = trained_token_stats(model, batch, trim=trim)
+        loss.backward()
+        grads = {
+            name: parameter.grad.clone()
+            for name, parameter in model.named_parameters()
+            if parameter.requires_grad
+        }
+        results[trim] = (loss.item(), correct, count, grads)
+    full, trimmed = results[False], results[True]
+    assert 0 < full[2] < batch["labels"].numel()  # prompts and padding are not scored
+    assert trimmed[2] == full[2] and trimmed[1] == full[1]
+    assert trimmed[0] == pytest.approx(full[0], rel=1e-5)
+    tail_names = (".layers.1.mlp.", ".layers.1.self_attn.o_proj.")
+    trimmed_parts = [name for name in full[3] if any(part in name for part in tail_names)]
+    assert trimmed_parts  # the trimmed parts' own adapters are among those compared
+    for name, want in full[3].items():
+        assert want.abs().max().item() > 0, name
+        assert (trimmed[3][name] - want).abs().max().item() <= 1e-5, name
+
+
+@pytest.mark.filterwarnings(PEFT_WARNING)
+def test_only_at_runs_the_parts_on_the_scored_rows_and_then_removes_its_hooks(
+    tiny_model: Path, rows: list[Pack]
+) -> None:
+    """Inside the block the MLP and output projection see one row per scored position and
+    return the full shape; afterwards no hook is left on either."""
+    model = random_lora(tiny_model)
+    decoder = _decoder(model)
+    tail = position_wise_tail(decoder)
+    assert [type(part).__name__ for part in tail] == ["Linear", "LlamaMLP"]
+    batch = collate(rows, pad_token_id=0)
+    wanted = scored_rows(batch["labels"])
+    seen: list[tuple[int, ...]] = []
+    probe = tail[1].register_forward_hook(lambda _m, args, out: seen.append(tuple(args[0].shape)))
+    with torch.no_grad(), only_at(tail, wanted):
+        hidden = decoder(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).last_hidden_state
+    probe.remove()
+    assert seen == [(1, wanted.numel(), hidden.shape[-1])]
+    assert hidden.shape[:2] == batch["input_ids"].shape
+    assert all(not part._forward_hooks and not part._forward_pre_hooks for part in tail)
+
+
+class _Cumulative(torch.nn.Module):
+    """An MLP stand-in that mixes positions (a running sum), so trimming it changes results."""
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return states.cumsum(dim=-2)
+
+
+@pytest.mark.filterwarnings(PEFT_WARNING)
+def test_trimming_is_refused_where_it_would_not_be_exact(tiny_model: Path) -> None:
+    """A last layer whose MLP mixes positions, or a model that recomputes its layers
+    (gradient checkpointing), keeps the full last layer."""
+    model = random_lora(tiny_model)
+    assert supports_trimmed_tail(model)
+    original = _decoder(model).layers[-1].mlp
+    _decoder(model).layers[-1].mlp = _Cumulative()
+    assert not supports_trimmed_tail(model)
+    _decoder(model).layers[-1].mlp = original
+    _checkpoint_activations(model.get_base_model(), {"use_reentrant": False})
+    assert not supports_trimmed_tail(model)
