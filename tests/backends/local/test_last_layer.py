@@ -68,7 +68,7 @@ def test_trimmed_tail_gives_the_loss_hits_and_gradients_of_the_full_layer(
     assert 0 < full[2] < batch["labels"].numel()  # prompts and padding are not scored
     assert trimmed[2] == full[2] and trimmed[1] == full[1]
     assert trimmed[0] == pytest.approx(full[0], rel=1e-5)
-    tail_names = (".layers.1.mlp.", ".layers.1.self_attn.o_proj.")
+    tail_names = (".layers.1.mlp.", ".layers.1.self_attn.o_proj.", ".layers.1.self_attn.q_proj.")
     trimmed_parts = [name for name in full[3] if any(part in name for part in tail_names)]
     assert trimmed_parts  # the trimmed parts' own adapters are among those compared
     for name, want in full[3].items():
@@ -80,22 +80,27 @@ def test_trimmed_tail_gives_the_loss_hits_and_gradients_of_the_full_layer(
 def test_only_at_runs_the_parts_on_the_scored_rows_and_then_removes_its_hooks(
     tiny_model: Path, rows: list[Pack]
 ) -> None:
-    """Inside the block the MLP and output projection see one row per scored position and
-    return the full shape; afterwards no hook is left on either."""
+    """Inside the block the query projection, output projection and MLP see one row per scored
+    position and return the full shape; afterwards no hook is left on any."""
     model = random_lora(tiny_model)
     decoder = _decoder(model)
     tail = position_wise_tail(decoder)
-    assert [type(part).__name__ for part in tail] == ["Linear", "LlamaMLP"]
+    assert [type(part).__name__ for part in tail] == ["Linear", "Linear", "LlamaMLP"]
     batch = collate(rows, pad_token_id=0)
     wanted = scored_rows(batch["labels"])
     seen: list[tuple[int, ...]] = []
-    probe = tail[1].register_forward_hook(lambda _m, args, out: seen.append(tuple(args[0].shape)))
+    probes = [
+        part.register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape)))
+        for part in tail
+    ]
     with torch.no_grad(), only_at(tail, wanted):
         hidden = decoder(
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
         ).last_hidden_state
-    probe.remove()
-    assert seen == [(1, wanted.numel(), hidden.shape[-1])]
+    for probe in probes:
+        probe.remove()
+    width = hidden.shape[-1]
+    assert seen == [(1, wanted.numel(), width)] * 3  # each part reads hidden-wide rows here
     assert hidden.shape[:2] == batch["input_ids"].shape
     assert all(not part._forward_hooks and not part._forward_pre_hooks for part in tail)
 

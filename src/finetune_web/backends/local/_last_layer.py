@@ -1,11 +1,12 @@
 """The last decoder layer's position-wise parts, run only at the positions that are scored.
 
-A decoder layer mixes positions only in attention: its output projection and
-its MLP work on each position alone.  In the last layer nothing mixes
-positions any more, so a position's final hidden state comes from that
-position's own attention output.  When the loss reads the final hidden
-states only at trained positions (:func:`~._batches.trained_token_stats`),
-the last layer's output projection and MLP need to run only there:
+A decoder layer mixes positions only in attention, through the keys and
+values: its query projection, output projection and MLP work on each
+position alone.  In the last layer a position's final hidden state depends
+on the other positions only through their keys and values, so when the loss
+reads the final hidden states only at trained positions
+(:func:`~._batches.trained_token_stats`), the last layer's query
+projection, output projection and MLP need to run only there:
 :func:`only_at` gathers those rows before each part and scatters the part's
 result back into zeros, so the layer keeps its shapes.  The trained
 positions get the same values (to rounding); the other positions hold values
@@ -35,14 +36,19 @@ _PROBE_ROWS = (1, 2, 5, 6)
 
 
 def position_wise_tail(decoder: Any) -> tuple[Any, ...]:
-    """Return the last layer's attention output projection and MLP, those it has."""
+    """Return the last layer's query and output projections and its MLP, those it has."""
     import torch
 
     layers = getattr(decoder, "layers", None)
     if not isinstance(layers, torch.nn.ModuleList) or len(layers) == 0:
         return ()
     last = layers[-1]
-    parts = (getattr(getattr(last, "self_attn", None), "o_proj", None), getattr(last, "mlp", None))
+    attention = getattr(last, "self_attn", None)
+    parts = (
+        getattr(attention, "q_proj", None),
+        getattr(attention, "o_proj", None),
+        getattr(last, "mlp", None),
+    )
     return tuple(part for part in parts if isinstance(part, torch.nn.Module))
 
 
