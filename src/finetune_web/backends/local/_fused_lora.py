@@ -8,9 +8,9 @@ When dropout is off (``p = 0`` or eval mode) the same function is
 product per call, so :func:`lora_linear_function` computes:
 
 * forward: ``y = x @ W'.T + bias`` with ``W' = W + s * B @ A``, and the
-  thin ``x @ A.T`` that the adapters' gradients need;
+  thin ``A @ x.T`` that the adapters' gradients need;
 * backward: ``dx = dy @ W'`` (``W'`` recomputed, not kept, so no extra
-  copy of the weights stays in memory), ``dB = s * dy.T @ (x @ A.T)`` and
+  copy of the weights stays in memory), ``dB = s * ((A @ x.T) @ dy).T`` and
   ``dA = s * (dy @ B).T @ x``, with the thin products laid out the way CPU
   kernels run them fastest.
 
@@ -54,7 +54,7 @@ def _autograd_function() -> type[Any]:
             merged = _merged(weight, lora_a, lora_b, scaling, dtype)
             x = x.to(dtype)
             flat = x.reshape(-1, x.shape[-1])
-            down = flat @ lora_a.to(dtype).t()
+            down = lora_a.to(dtype) @ flat.t()  # [r, tokens]: see the backward's products
             ctx.save_for_backward(flat, down, weight, lora_a, lora_b)
             ctx.scaling, ctx.dtype, ctx.shape = scaling, dtype, x.shape
             return torch.nn.functional.linear(x, merged, None if bias is None else bias.to(dtype))
@@ -79,7 +79,7 @@ def _autograd_function() -> type[Any]:
                 through_b = lora_b.to(dtype).t() @ rows.t()
                 grad_a = (through_b @ flat).mul_(scaling).to(lora_a.dtype)
             if ctx.needs_input_grad[4]:
-                grad_b = (down.t() @ rows).t().mul(scaling).to(lora_b.dtype)
+                grad_b = (down @ rows).t().mul(scaling).to(lora_b.dtype)
             return grad_x, None, None, grad_a, grad_b, None, None
 
     return LoraLinear
