@@ -14,8 +14,9 @@ main process saves, prints and calls the callbacks.
 
 The forward passes attend within each packed example only where the model
 allows it (:mod:`._attention`), LoRA layers run through one merged weight
-(:mod:`._fused_lora`), and a single process computes logits, and the last
-layer's output projection and MLP, only at the trained positions
+(:mod:`._fused_lora`), rotary embeddings take four passes
+(:mod:`._fused_rope`), and a single process computes logits, and the last
+layer's query and output projections and MLP, only at the trained positions
 (:func:`trained_token_stats`): all exact.
 """
 
@@ -47,6 +48,7 @@ from finetune_web.backends.local._checkpoint import (
     save_checkpoint,
 )
 from finetune_web.backends.local._fused_lora import FusedLora, fuse_lora
+from finetune_web.backends.local._fused_rope import FusedRope, fuse_rope
 from finetune_web.backends.local._run import TrainPlan, epoch_order, label_count
 from finetune_web.interfaces import MetricCallback
 from finetune_web.records import MetricEvent, Pack
@@ -353,8 +355,10 @@ def train_loop(
     plain = accelerator.unwrap_model(model)
     attention = use_packed_attention(plain, autocast=accelerator.autocast)
     fused: FusedLora | None = None
-    try:  # whatever fails, the model leaves with its own attention and LoRA forwards
+    rope: FusedRope | None = None
+    try:  # whatever fails, the model leaves with its own attention, LoRA and rotary forwards
         fused = fuse_lora(plain)
+        rope = fuse_rope(plain)
         trained_logits = (
             accelerator.num_processes == 1
             and plain is model
@@ -393,5 +397,7 @@ def train_loop(
     finally:
         if fused is not None:
             fused.restore()
+        if rope is not None:
+            rope.restore()
         attention.restore()
     return TrainOutcome(model=accelerator.unwrap_model(model), state=loop.state, resumed_from=start)
