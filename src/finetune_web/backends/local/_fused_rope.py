@@ -51,7 +51,8 @@ def _autograd_function() -> type[Any]:
         @staticmethod
         def forward(ctx: Any, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> Any:
             half = x.shape[-1] // 2
-            out = torch.empty_like(x)
+            # contiguous, as transformers' result is: the attention kernels read it fastest so
+            out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
             torch.mul(x[..., :half], cos[..., :half], out=out[..., :half])
             out[..., :half].addcmul_(x[..., half:], sin[..., :half], value=-1.0)
             torch.mul(x[..., half:], cos[..., half:], out=out[..., half:])
@@ -63,7 +64,7 @@ def _autograd_function() -> type[Any]:
         def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
             cos, sin = ctx.saved_tensors
             half = grad.shape[-1] // 2
-            result = torch.empty_like(grad)
+            result = torch.empty(grad.shape, dtype=grad.dtype, device=grad.device)
             # the transpose of the rotation: the same halves with the sine's role reversed
             torch.mul(grad[..., :half], cos[..., :half], out=result[..., :half])
             result[..., :half].addcmul_(grad[..., half:], sin[..., half:])
