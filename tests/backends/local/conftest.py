@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from finetune_web.records import Example, Message
+from finetune_web.records import Example, Message, Pack
 
 #: peft reads an attribute transformers 5 deprecates when it wraps a model.
 PEFT_WARNING = "ignore:.*is_gradient_checkpointing.*:FutureWarning"
@@ -113,3 +113,17 @@ def reference_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
         **REFERENCE,
     )
     return backend.train_model(TRAIN, VALID)
+
+
+@pytest.fixture(scope="module")
+def rows(tiny_model: Path) -> list[Pack]:
+    """Rows of 96 tokens holding several chat examples each, of different lengths."""
+    import transformers
+
+    from finetune_web.backends.local import ChatEncoder, pack_examples
+
+    encoder = ChatEncoder(transformers.AutoTokenizer.from_pretrained(tiny_model))
+    packed = pack_examples([encoder.encode(example) for example in TRAIN[:14]], seq_len=96)
+    assert len(packed) >= 3
+    assert len({len(row.input_ids) for row in packed}) > 1  # so a batch of them has padding
+    return packed

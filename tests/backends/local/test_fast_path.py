@@ -14,10 +14,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from finetune_web.backends.local import (  # noqa: E402 -- after the skip guards
-    ChatEncoder,
     collate,
     forward_packed,
-    pack_examples,
     token_stats,
 )
 from finetune_web.backends.local._attention import (  # noqa: E402
@@ -29,16 +27,6 @@ from finetune_web.backends.local._batches import (  # noqa: E402
     supports_trained_logits,
     trained_token_stats,
 )
-
-
-@pytest.fixture(scope="module")
-def rows(tiny_model: Path) -> list[Pack]:
-    """Rows of 96 tokens holding several examples each, of different lengths."""
-    encoder = ChatEncoder(transformers.AutoTokenizer.from_pretrained(tiny_model))
-    packed = pack_examples([encoder.encode(example) for example in TRAIN[:14]], seq_len=96)
-    assert len(packed) >= 3
-    assert len({len(row.input_ids) for row in packed}) > 1  # so the batch has padding
-    return packed
 
 
 def _plain(tiny_model: Path) -> Any:

@@ -65,10 +65,10 @@ def test_merged_forward_gives_peft_logits_and_gradients(tiny_model: Path, batch:
     expected_logits, expected = _run(model, batch)
     fused = fuse_lora(model)
     lora_layers = [m for m in model.modules() if hasattr(m, "lora_A")]
-    assert fused.active and len(fused.layers) == len(lora_layers) == 7 * 2  # 2 layers
-    assert fuse_lora(model).layers == []  # already switched: left alone
+    assert fused.active and len(fused.switched) == len(lora_layers) == 7 * 2  # 2 layers
+    assert fuse_lora(model).switched == []  # already switched: left alone
     seen: list[str] = []
-    hook = fused.layers[-1].register_forward_hook(
+    hook = fused.switched[-1].register_forward_hook(
         lambda _m, _i, out: seen.append(type(out.grad_fn).__name__)
     )
     logits, got = _run(model, batch)
@@ -92,7 +92,7 @@ def test_layers_it_cannot_compute_run_peft_forward(tiny_model: Path, batch: Any)
     expected = forward_packed(model, batch).detach()
     fused = fuse_lora(model)
     seen: list[str] = []
-    hook = fused.layers[0].register_forward_hook(
+    hook = fused.switched[0].register_forward_hook(
         lambda _m, _i, out: seen.append(type(out.grad_fn).__name__)
     )
     torch.manual_seed(11)
@@ -150,7 +150,7 @@ def test_under_autocast_it_computes_in_the_autocast_dtype(tiny_model: Path, batc
     with torch.autocast("cpu", dtype=torch.bfloat16):
         expected_logits, expected = _run(model, batch)
     fused = fuse_lora(model)
-    layer = fused.layers[0]
+    layer = fused.switched[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = layer(torch.randn(2, 4, layer.base_layer.in_features))
         logits, got = _run(model, batch)
@@ -177,7 +177,7 @@ def test_training_uses_merged_layers_and_learns_the_same(
 
     def recording(model: Any) -> FusedLora:
         switch = fuse_lora(model)
-        switched.append(list(switch.layers))
+        switched.append(list(switch.switched))
         return switch
 
     options = {**REFERENCE, "max_steps": 3, "eval_every": None, "lora": {"dropout": 0.0}}

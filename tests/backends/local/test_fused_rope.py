@@ -130,7 +130,7 @@ def test_a_model_runs_through_the_fused_rotation_and_gets_its_own_back(
         want = forward_packed(model, batch)
     switch = fuse_rope(model)
     try:
-        assert switch.active and modeling_llama in switch.modules
+        assert switch.active and modeling_llama in switch.switched
         assert modeling_llama.apply_rotary_pos_emb is not original
         assert not fuse_rope(model).active  # switched already: left alone
         with torch.no_grad():
@@ -165,7 +165,7 @@ def test_a_rotation_of_another_kind_is_not_switched(monkeypatch: pytest.MonkeyPa
         )
     )
     switch = fuse_rope(model)
-    assert modeling_llama not in switch.modules
+    assert modeling_llama not in switch.switched
     assert modeling_llama.apply_rotary_pos_emb is interleaved
 
 
@@ -182,7 +182,7 @@ def test_training_switches_the_rotation_and_learns_the_same(
 
     def recording(model: Any) -> FusedRope:
         switch = fuse_rope(model)
-        seen.append(modeling_llama in switch.modules)
+        seen.append(modeling_llama in switch.switched)
         return switch
 
     options = {**REFERENCE, "max_steps": 3, "eval_every": None}

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from finetune_web.records import Pack
-from tests.backends.local.conftest import PEFT_WARNING, TRAIN, random_lora
+from tests.backends.local.conftest import PEFT_WARNING, random_lora
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from finetune_web.backends.local import ChatEncoder, collate, pack_examples  # noqa: E402
+from finetune_web.backends.local import collate  # noqa: E402
 from finetune_web.backends.local._batches import (  # noqa: E402
     supports_trimmed_tail,
     trained_token_stats,
@@ -24,13 +24,6 @@ from finetune_web.backends.local._last_layer import (  # noqa: E402
     scored_rows,
 )
 from finetune_web.backends.local._model import _checkpoint_activations  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def rows(tiny_model: Path) -> list[Pack]:
-    """Rows of 96 tokens holding several chat examples each (prompts are not trained)."""
-    encoder = ChatEncoder(transformers.AutoTokenizer.from_pretrained(tiny_model))
-    return pack_examples([encoder.encode(example) for example in TRAIN[:14]], seq_len=96)
 
 
 def _decoder(model: Any) -> Any:

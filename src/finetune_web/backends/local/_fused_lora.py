@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
+from finetune_web.backends.local._switch import Switch
 
 if TYPE_CHECKING:
     import torch
@@ -169,26 +169,11 @@ def fused_lora_forward(layer: Any, original: Callable[..., Any]) -> Callable[...
     return forward
 
 
-@attrs.define
-class FusedLora:
-    """The peft LoRA layers of a model switched to the merged-weight forward.
+class FusedLora(Switch):
+    """The peft LoRA layers of a model switched to the merged-weight forward."""
 
-    Attributes:
-        layers: the switched layers (empty: nothing was eligible).
-    """
-
-    layers: list[Any] = attrs.field(factory=list, repr=False)
-
-    @property
-    def active(self) -> bool:
-        """Whether any layer is switched."""
-        return bool(self.layers)
-
-    def restore(self) -> None:
-        """Give every switched layer its own ``forward`` back."""
-        for layer in self.layers:
-            layer.__dict__.pop("forward", None)
-        self.layers = []
+    def _give_back(self, item: Any) -> None:
+        item.__dict__.pop("forward", None)
 
 
 def fuse_lora(model: Any) -> FusedLora:
@@ -214,4 +199,4 @@ def fuse_lora(model: Any) -> FusedLora:
         if type(module) is Linear and type(module.base_layer) is torch.nn.Linear:
             module.forward = fused_lora_forward(module, module.forward)  # type: ignore[method-assign]
             switched.append(module)
-    return FusedLora(layers=switched)
+    return FusedLora(switched=switched)

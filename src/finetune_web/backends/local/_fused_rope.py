@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import attrs
+from finetune_web.backends.local._switch import Switch
 
 if TYPE_CHECKING:
     import torch
@@ -156,28 +156,13 @@ def _is_standard(function: Callable[..., Any]) -> bool:
     )
 
 
-@attrs.define
-class FusedRope:
-    """The modelling modules whose rotary function is switched to the fused one.
+class FusedRope(Switch):
+    """The modelling modules whose rotary function is switched to the fused one."""
 
-    Attributes:
-        modules: the switched modules (empty: nothing was eligible).
-    """
-
-    modules: list[Any] = attrs.field(factory=list, repr=False)
-
-    @property
-    def active(self) -> bool:
-        """Whether any module is switched."""
-        return bool(self.modules)
-
-    def restore(self) -> None:
-        """Give every switched module its own rotary function back."""
-        for module in self.modules:
-            fused = getattr(module, _NAME, None)
-            if hasattr(fused, _ORIGINAL):
-                setattr(module, _NAME, getattr(fused, _ORIGINAL))
-        self.modules = []
+    def _give_back(self, item: Any) -> None:
+        fused = getattr(item, _NAME, None)
+        if hasattr(fused, _ORIGINAL):
+            setattr(item, _NAME, getattr(fused, _ORIGINAL))
 
 
 def fuse_rope(model: Any) -> FusedRope:
@@ -200,4 +185,4 @@ def fuse_rope(model: Any) -> FusedRope:
         if _is_standard(function):
             setattr(module, _NAME, fused_rotary(function))
             switched.append(module)
-    return FusedRope(modules=switched)
+    return FusedRope(switched=switched)
