@@ -53,8 +53,9 @@ shared machine other work slows some steps down, so the median step's rate
 and the rate per CPU second of this process are given too.  With
 ``--threads 2`` on two cores, any other busy process stalls every parallel
 kernel and all figures drop several-fold: run it on a quiet machine, or with
-``--threads 1``.  ``--repeat N`` runs every method N times, alternating, and
-keeps each one's fastest run.
+``--threads 1``.  ``--repeat N`` (3 unless given) runs every method N times,
+alternating, and keeps each one's fastest run: single runs of ours, the
+shortest, move the most.
 
 **Cross-contamination**: one packed row (the one holding the most examples)
 goes through a LoRA-wrapped model, its ``lora_B`` weights set to seeded
@@ -68,7 +69,7 @@ ids do not restart at each example, i.e. what the check would catch.
 our backend's first run (setup plus our run, before TRL is imported), and
 ``peak_rss_total_mb`` at the end (the largest of every method).
 
-Run it (about 2 minutes on two quiet cores; 3 with ``--threads 1``)::
+Run it (about 4 minutes on two quiet cores; more with ``--threads 1``)::
 
     .venv/bin/python benchmarks/local_training.py
     .venv/bin/python benchmarks/local_training.py --quick   # smoke run, about 30 s
@@ -162,14 +163,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 400 examples, 3 steps")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 400 examples, 3 steps, one round")
     parser.add_argument("--skip-trl", action="store_true", help="leave TRL out")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="rounds of every method (the fastest kept)"
+        "--repeat", type=int, default=3, help="rounds of every method (the fastest kept)"
     )
     args = parser.parse_args()
     if args.quick:
-        args.examples, args.steps = min(args.examples, 400), min(args.steps, 3)
+        args.examples, args.steps, args.repeat = min(args.examples, 400), min(args.steps, 3), 1
     if min(args.warmup, args.steps, args.repeat) < 1:
         parser.error("--warmup, --steps and --repeat must be at least 1")
 
