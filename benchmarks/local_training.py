@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps first")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 400 examples, 3 steps, one round")
+    parser.add_argument("--quick", action="store_true", help="smoke: 400 examples, 3 steps, 1 run")
     parser.add_argument("--skip-trl", action="store_true", help="leave TRL out")
     parser.add_argument(
         "--repeat", type=int, default=3, help="rounds of every method (the fastest kept)"
