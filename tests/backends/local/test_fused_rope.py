@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,51 @@ def test_training_switches_the_rotation_and_learns_the_same(
         assert mine.train_mean_token_accuracy == pytest.approx(
             theirs.train_mean_token_accuracy, abs=1e-5
         )
+
+
+def test_a_failing_check_puts_back_what_was_already_switched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When checking one modelling module raises something unexpected, fuse_rope gives every
+    module it had already switched its own function back before the error goes on."""
+    from finetune_web.backends.local import _fused_rope
+
+    this_module = sys.modules[__name__]
+    originals = (this_module.apply_rotary_pos_emb, modeling_llama.apply_rotary_pos_emb)
+    real = _fused_rope._is_standard
+    checked: list[Any] = []
+
+    def failing_second(function: Any) -> bool:
+        checked.append(function)
+        if len(checked) == 2:
+            raise KeyboardInterrupt
+        return real(function)
+
+    model = torch.nn.Sequential(
+        transformers.LlamaForCausalLM(
+            transformers.LlamaConfig(
+                vocab_size=64,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+            )
+        ),
+        _OtherFamily(),
+    )
+    monkeypatch.setattr(_fused_rope, "_is_standard", failing_second)
+    with pytest.raises(KeyboardInterrupt):
+        fuse_rope(model)
+    # modules are checked in name order: this file's ("tests...") first, switched, then Llama's
+    assert checked == [originals[0], originals[1]]
+    assert real(originals[0])  # so the first one had been switched
+    assert (this_module.apply_rotary_pos_emb, modeling_llama.apply_rotary_pos_emb) == originals
+
+
+class _OtherFamily(torch.nn.Module):
+    """A module whose modelling module (this test file) has a rotary function of its own."""
+
+
+def apply_rotary_pos_emb(q: Any, k: Any, cos: Any, sin: Any, unsqueeze_dim: int = 1) -> Any:
+    """This file's stand-in rotary function, the half-split rotation (checked before Llama's)."""
+    return modeling_llama.apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim)

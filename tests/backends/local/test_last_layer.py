@@ -1,4 +1,4 @@
-"""The last layer's output projection and MLP, run only at the positions the loss reads."""
+"""The last layer's query and output projections and MLP, run only where the loss reads."""
 
 from __future__ import annotations
 
@@ -117,3 +117,37 @@ def test_trimming_is_refused_where_it_would_not_be_exact(tiny_model: Path) -> No
     _decoder(model).layers[-1].mlp = original
     _checkpoint_activations(model.get_base_model(), {"use_reentrant": False})
     assert not supports_trimmed_tail(model)
+
+
+@pytest.mark.filterwarnings(PEFT_WARNING)
+def test_rows_with_nothing_trained_and_a_failing_forward_are_handled(
+    tiny_model: Path, rows: list[Pack]
+) -> None:
+    """A batch whose second row trains nothing still gives the full layer's loss when trimmed;
+    a batch that trains nothing at all gives zeros; an error inside the block leaves no hook
+    behind."""
+    model = random_lora(tiny_model)
+    batch = collate(rows[:2], pad_token_id=0)
+    batch["labels"][1] = -100
+    with torch.no_grad():
+        full = trained_token_stats(model, batch)
+        trimmed = trained_token_stats(model, batch, trim=True)
+        empty = dict(batch, labels=torch.full_like(batch["labels"], -100))
+        nothing = trained_token_stats(model, empty, trim=True)
+    assert trimmed[2] == full[2] > 0 and trimmed[1] == full[1]
+    assert trimmed[0].item() == pytest.approx(full[0].item(), rel=1e-5)
+    assert (nothing[0].item(), nothing[1], nothing[2]) == (0.0, 0, 0)
+    tail = position_wise_tail(_decoder(model))
+    with (
+        pytest.raises(RuntimeError, match="on purpose"),
+        only_at(tail, scored_rows(batch["labels"])),
+    ):
+        raise RuntimeError("failed on purpose")
+    assert all(not part._forward_hooks and not part._forward_pre_hooks for part in tail)
+
+
+@pytest.mark.filterwarnings(PEFT_WARNING)
+def test_trimming_is_refused_while_adapter_dropout_is_at_work(tiny_model: Path) -> None:
+    """With LoRA dropout on the last layer's parts, trimming would draw other random numbers
+    than the full layer, so it is refused."""
+    assert not supports_trimmed_tail(random_lora(tiny_model, dropout=0.1))

@@ -153,8 +153,8 @@ def trained_token_stats(
     Call it only on a model that is not wrapped for data parallelism (it
     calls the model's parts, bypassing the wrapper's ``forward``) and for
     which :func:`supports_trained_logits` holds.  With ``trim`` (only where
-    :func:`supports_trimmed_tail` holds) the last layer's output projection
-    and MLP run at those positions only (:mod:`._last_layer`).
+    :func:`supports_trimmed_tail` holds) the last layer's query and output
+    projections and MLP run at those positions only (:mod:`._last_layer`).
 
     Returns:
         ``(loss_sum, correct, count)`` as :func:`token_stats` returns them.

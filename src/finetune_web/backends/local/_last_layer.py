@@ -13,9 +13,11 @@ positions get the same values (to rounding); the other positions hold values
 nothing reads, and get no gradient.
 
 :func:`supports_trimming` decides once per model, by comparing the two on a
-tiny packed row, whether this holds: a model whose last layer does
+tiny packed batch, whether this holds: a model whose last layer does
 something else (a router over all tokens, a part that is not called with the
-hidden states first) keeps the full computation.
+hidden states first) keeps the full computation.  The hooks sit on the
+model's own modules while the decoder runs, so another thread must not run
+the same model at that time.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["only_at", "position_wise_tail", "scored_rows", "supports_trimming"]
 
-#: Rows of the probe row (two examples of 4 tokens) checked by :func:`supports_trimming`.
-_PROBE_ROWS = (1, 2, 5, 6)
+#: Flat positions of the two probe rows (two examples of 4 tokens each) that
+#: :func:`supports_trimming` checks: some in each example of each row.
+_PROBE_ROWS = (1, 2, 5, 6, 8, 11, 13, 14)
 
 
 def position_wise_tail(decoder: Any) -> tuple[Any, ...]:
@@ -104,10 +107,13 @@ def supports_trimming(
 ) -> bool:
     """Return whether :func:`only_at` on the last layer keeps ``decoder``'s scored states.
 
-    It holds when the last layer has a part to trim, gradient checkpointing
-    is off (recomputing the layer in the backward pass would run it untrimmed)
-    and, on a tiny packed row in eval mode without gradients, the final hidden
-    states at the probed rows equal (within 1e-5) those of the full layer.
+    It holds when the last layer has a part to trim, none of those parts
+    holds a dropout at work (dropout on fewer rows would draw other random
+    numbers than the full layer does), gradient checkpointing is off
+    (recomputing the layer in the backward pass would run it untrimmed) and,
+    on two tiny packed rows in eval mode without gradients, the final hidden
+    states at the probed positions equal those of the full layer (1e-5
+    relative, 1e-6 absolute).
 
     Args:
         model: the (unwrapped) model to train, whose mode is saved and restored.
@@ -121,13 +127,21 @@ def supports_trimming(
     tail = position_wise_tail(decoder)
     # transformers marks each module that recomputes its layers with ``gradient_checkpointing``
     checkpointing = any(getattr(m, "gradient_checkpointing", 0) is True for m in model.modules())
-    if not tail or checkpointing:
+    dropout = any(
+        isinstance(module, torch.nn.Dropout) and module.p > 0
+        for part in tail
+        for module in part.modules()
+    )
+    if not tail or checkpointing or dropout:
         return False
     training = model.training
     model.eval()
     try:
-        batch = probe_input(model)
-        rows = torch.tensor(_PROBE_ROWS, device=batch["input_ids"].device)
+        one = probe_input(model)
+        # two different rows, so that flat positions are checked across the batch too
+        batch = {name: torch.cat([value, value.flip(-1)]) for name, value in one.items()}
+        batch["position_ids"] = torch.cat([one["position_ids"]] * 2)
+        rows = torch.tensor(_PROBE_ROWS, device=one["input_ids"].device)
         with torch.no_grad(), autocast():
             full = decoder(**batch, use_cache=False).last_hidden_state
             with only_at(tail, rows):

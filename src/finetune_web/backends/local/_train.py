@@ -17,7 +17,7 @@ allows it (:mod:`._attention`), LoRA layers run through one merged weight
 (:mod:`._fused_lora`), rotary embeddings take four passes
 (:mod:`._fused_rope`), and a single process computes logits, and the last
 layer's query and output projections and MLP, only at the trained positions
-(:func:`trained_token_stats`): all exact.
+(:func:`trained_token_stats`): the same results to rounding.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from finetune_web.backends.local._checkpoint import (
     rotate_checkpoints,
     save_checkpoint,
 )
-from finetune_web.backends.local._fused_lora import FusedLora, fuse_lora
-from finetune_web.backends.local._fused_rope import FusedRope, fuse_rope
+from finetune_web.backends.local._fused_lora import fuse_lora
+from finetune_web.backends.local._fused_rope import fuse_rope
 from finetune_web.backends.local._run import TrainPlan, epoch_order, label_count
 from finetune_web.interfaces import MetricCallback
 from finetune_web.records import MetricEvent, Pack
@@ -353,12 +353,12 @@ def train_loop(
     )
     model, optimizer = accelerator.prepare(model, optimizer)
     plain = accelerator.unwrap_model(model)
-    attention = use_packed_attention(plain, autocast=accelerator.autocast)
-    fused: FusedLora | None = None
-    rope: FusedRope | None = None
-    try:  # whatever fails, the model leaves with its own attention, LoRA and rotary forwards
-        fused = fuse_lora(plain)
-        rope = fuse_rope(plain)
+    # whatever fails, the model leaves with its own attention, LoRA and rotary forwards
+    with contextlib.ExitStack() as switched:
+        attention = use_packed_attention(plain, autocast=accelerator.autocast)
+        switched.callback(attention.restore)
+        switched.callback(fuse_lora(plain).restore)
+        switched.callback(fuse_rope(plain).restore)
         trained_logits = (
             accelerator.num_processes == 1
             and plain is model
@@ -394,10 +394,4 @@ def train_loop(
         model.train()
         with _interrupts(loop):
             loop.run()
-    finally:
-        if fused is not None:
-            fused.restore()
-        if rope is not None:
-            rope.restore()
-        attention.restore()
     return TrainOutcome(model=accelerator.unwrap_model(model), state=loop.state, resumed_from=start)
