@@ -27,6 +27,18 @@ from finetune_web.records import Pack  # noqa: E402
 pytestmark = pytest.mark.filterwarnings(PEFT_WARNING)
 
 
+def _small_llama() -> Any:
+    """A one-layer random Llama, for checks that need only its modules."""
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
 def _embeddings(batch: int, length: int, width: int, dtype: Any = None) -> tuple[Any, Any]:
     """Cos and sin as Llama builds them: one frequency per pair, the two halves repeated."""
     frequencies = 1.0 / 10000 ** (torch.arange(0, width, 2, dtype=torch.float64) / width)
@@ -156,16 +168,7 @@ def test_a_rotation_of_another_kind_is_not_switched(monkeypatch: pytest.MonkeyPa
         return q * cos + rotate(q) * sin, k * cos + rotate(k) * sin
 
     monkeypatch.setattr(modeling_llama, "apply_rotary_pos_emb", interleaved)
-    model = transformers.LlamaForCausalLM(
-        transformers.LlamaConfig(
-            vocab_size=64,
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-        )
-    )
-    switch = fuse_rope(model)
+    switch = fuse_rope(_small_llama())
     assert modeling_llama not in switch.switched
     assert modeling_llama.apply_rotary_pos_emb is interleaved
 
@@ -224,18 +227,7 @@ def test_a_failing_check_puts_back_what_was_already_switched(
             raise KeyboardInterrupt
         return real(function)
 
-    model = torch.nn.Sequential(
-        transformers.LlamaForCausalLM(
-            transformers.LlamaConfig(
-                vocab_size=64,
-                hidden_size=16,
-                intermediate_size=32,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-            )
-        ),
-        _OtherFamily(),
-    )
+    model = torch.nn.Sequential(_small_llama(), _OtherFamily())
     monkeypatch.setattr(_fused_rope, "_is_standard", failing_second)
     with pytest.raises(KeyboardInterrupt):
         fuse_rope(model)
