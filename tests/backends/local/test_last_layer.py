@@ -40,16 +40,28 @@ def test_scored_rows_are_the_flat_positions_whose_next_label_is_trained() -> Non
 def test_trimmed_tail_gives_the_loss_hits_and_gradients_of_the_full_layer(
     tiny_model: Path, rows: list[Pack]
 ) -> None:
-    """With the last layer trimmed, the summed loss (1e-5 relative), the argmax hits, the count
-    and every LoRA gradient (1e-5) equal those of the full layer on a packed batch."""
+    """With the last layer trimmed (its MLP then sees one row per scored position, not the whole
+    batch), the summed loss (1e-5 relative), the argmax hits, the count and every LoRA gradient
+    (1e-5) equal those of the full layer on a packed batch."""
     model = random_lora(tiny_model)
     model.train()
     assert supports_trimmed_tail(model)
     batch = collate(rows, pad_token_id=0)
+    mlp_rows: dict[bool, int] = {}
     results = {}
     for trim in (False, True):
         model.zero_grad()
+        probe = (
+            _decoder(model)
+            .layers[-1]
+            .mlp.register_forward_hook(
+                lambda _m, args, _out, trim=trim: mlp_rows.__setitem__(
+                    trim, args[0].shape[:-1].numel()
+                )
+            )
+        )
         loss, correct, count = trained_token_stats(model, batch, trim=trim)
+        probe.remove()
         loss.backward()
         grads = {
             name: parameter.grad.clone()
@@ -59,6 +71,7 @@ def test_trimmed_tail_gives_the_loss_hits_and_gradients_of_the_full_layer(
         results[trim] = (loss.item(), correct, count, grads)
     full, trimmed = results[False], results[True]
     assert 0 < full[2] < batch["labels"].numel()  # prompts and padding are not scored
+    assert mlp_rows == {False: batch["labels"].numel(), True: full[2]}
     assert trimmed[2] == full[2] and trimmed[1] == full[1]
     assert trimmed[0] == pytest.approx(full[0], rel=1e-5)
     tail_names = (".layers.1.mlp.", ".layers.1.self_attn.o_proj.", ".layers.1.self_attn.q_proj.")

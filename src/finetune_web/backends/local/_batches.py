@@ -162,9 +162,9 @@ def trained_token_stats(
     import torch
 
     decoder, head = _decoder_and_head(model)
-    rows = scored_rows(batch["labels"]) if trim else None
-    tail = position_wise_tail(decoder) if rows is not None and rows.numel() else ()
-    with only_at(tail, rows) if tail and rows is not None else contextlib.nullcontext():
+    rows = scored_rows(batch["labels"])
+    tail = position_wise_tail(decoder) if trim and rows.numel() else ()
+    with only_at(tail, rows) if tail else contextlib.nullcontext():
         hidden = decoder(
             input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
         ).last_hidden_state

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from finetune_web.backends.local._encode import IGNORE_INDEX
+
 if TYPE_CHECKING:
     import torch
 
@@ -59,8 +61,6 @@ def scored_rows(labels: torch.Tensor) -> torch.Tensor:
     """Return the flat indices of the positions ``t`` of ``labels`` ``[B, T]`` whose ``t + 1`` is
     trained (the positions whose hidden states the loss reads)."""
     import torch
-
-    from finetune_web.backends.local._encode import IGNORE_INDEX
 
     scored = torch.zeros_like(labels, dtype=torch.bool)
     scored[:, :-1] = labels[:, 1:] != IGNORE_INDEX
